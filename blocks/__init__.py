@@ -1,0 +1,11 @@
+"""Attention blocks (SE, ECA, CBAM), the attention ResNet they go into, and capture of their gates."""
+from .cbam import CBAMBlock, ChannelAttentionConv, ChannelAttentionMLP, SpatialAttention
+from .checks import eca_kernel_size
+from .eca import ECABlock
+from .resnet import AttentionOptions, AttentionResNet, attention_resnet
+from .se import SEBlock
+
+__all__ = [
+    "SEBlock", "ECABlock", "CBAMBlock", "ChannelAttentionMLP", "ChannelAttentionConv",
+    "SpatialAttention", "eca_kernel_size", "AttentionOptions", "AttentionResNet", "attention_resnet",
+]

@@ -1,0 +1,34 @@
+"""Shared test fixtures: tiny seeded models, nothing downloaded."""
+import pytest
+import torch
+from torch import nn
+
+from blocks import attention_resnet
+
+KINDS = ("se", "eca", "cbam")
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics, so that eval-mode
+    comparisons exercise them instead of an identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model
+
+
+@pytest.fixture(params=KINDS)
+def kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny_model(kind) -> nn.Module:
+    """A seeded ResNet-18 of width 8 with `kind` attention, eval mode, 10 classes."""
+    torch.manual_seed(0)
+    return randomize_batchnorm(attention_resnet(18, kind, num_classes=10, width=8, ratio=4)).eval()
