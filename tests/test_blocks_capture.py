@@ -1,0 +1,143 @@
+"""capture_attention: every block's gates in forward order, on our models and timm's; thread-safe;
+leaves the model exactly as it found it."""
+import threading
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from blocks import attention_resnet, capture_attention
+
+
+def gate_hooks(model):
+    """An independent reading of every gate through plain hooks, for comparison."""
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o, n=n: seen.append((n, o.clone())))
+               for n, m in model.named_modules() if n.endswith(("gate", "se_module.sigmoid"))]
+    return seen, handles
+
+
+def test_records_in_forward_order(tiny_model, kind):
+    cap = capture_attention(tiny_model, torch.randn(2, 3, 64, 64))
+    assert [r.name for r in cap.layers] == [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)]
+    assert [(r.stage, r.block) for r in cap.layers] == [(s, b) for s in (1, 2, 3, 4) for b in (0, 1)]
+    assert {r.kind for r in cap.layers} == {kind}
+    assert [r.feature_size for r in cap.layers] == [(16, 16)] * 2 + [(8, 8)] * 2 + [(4, 4)] * 2 + [(2, 2)] * 2
+    assert [r.channels for r in cap.layers] == [8, 8, 16, 16, 32, 32, 64, 64]
+    assert cap.logits.shape == (2, 10) and cap.input_size == (64, 64)
+    for r in cap.layers:
+        assert r.module == r.name + ".attn"
+        assert 0 <= r.channel.min() and r.channel.max() <= 1
+        assert (r.spatial is not None) == (kind == "cbam")
+        if r.spatial is not None:
+            assert r.spatial.shape == (2, *r.feature_size) and 0 <= r.spatial.min() and r.spatial.max() <= 1
+
+
+def test_values_equal_plain_hooks_and_logits(tiny_model, kind):
+    x = torch.randn(2, 3, 64, 64)
+    seen, handles = gate_hooks(tiny_model)
+    with torch.no_grad():
+        logits = tiny_model(x)
+    for h in handles:
+        h.remove()
+    cap = capture_attention(tiny_model, x)
+    torch.testing.assert_close(cap.logits, logits)
+    channel = [o for n, o in seen if not n.endswith("spatial.gate")]
+    spatial = [o for n, o in seen if n.endswith("spatial.gate")]
+    for r, c in zip(cap.layers, channel, strict=True):
+        torch.testing.assert_close(r.channel, c.reshape(2, -1))
+    if kind == "cbam":
+        for r, s in zip(cap.layers, spatial, strict=True):
+            torch.testing.assert_close(r.spatial, s[:, 0])
+
+
+def test_top_maps_are_the_attended_output_of_the_highest_weighted_channels(tiny_model):
+    block = tiny_model.layer3[1]
+    out = {}
+    handle = block.attn.register_forward_hook(lambda m, i, o: out.update(y=o.clone()))
+    cap = capture_attention(tiny_model, torch.randn(1, 3, 64, 64))
+    handle.remove()
+    r = cap.layer("layer3.1")
+    order = r.channel[0].argsort(descending=True)
+    assert torch.equal(r.top_channels[0], order[: r.top_channels.shape[1]])
+    torch.testing.assert_close(r.top_maps[0], out["y"][0, r.top_channels[0]])
+    torch.testing.assert_close(r.activity(3)[0], out["y"][0, order[:3]].clamp(min=0).mean(0))
+
+
+@pytest.mark.parametrize("name,kwargs,kind,count", [
+    ("seresnet18", {}, "se", 8),
+    ("legacy_seresnet18", {}, "se", 8),
+    ("ecaresnet26t", {}, "eca", 8),
+    ("resnet18", {"block_args": dict(attn_layer="cbam")}, "cbam", 8),
+])
+def test_timm_models(name, kwargs, kind, count):
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=5, **kwargs).eval()
+    x = torch.randn(1, 3, 64, 64)
+    cap = capture_attention(model, x)
+    assert len(cap.layers) == count and {r.kind for r in cap.layers} == {kind}
+    assert cap.layers[0].name == "layer1.0" and cap.layers[-1].name == "layer4.1"
+    assert all(0 <= r.channel.min() and r.channel.max() <= 1 for r in cap.layers)
+    assert all((r.spatial is not None) == (kind == "cbam") for r in cap.layers)
+    with torch.no_grad():
+        torch.testing.assert_close(cap.logits, model(x))
+
+
+def test_model_without_attention_is_refused():
+    with pytest.raises(ValueError, match="AttentionResNet has no SE, ECA or CBAM attention blocks to capture"):
+        capture_attention(attention_resnet(18, None, width=8), torch.randn(1, 3, 32, 32))
+
+
+def test_bad_input_is_refused(tiny_model):
+    with pytest.raises(ValueError, match=r"x must be a \[B, 3, H, W\] tensor, got torch.Size\(\[3, 32, 32\]\)"):
+        capture_attention(tiny_model, torch.randn(3, 32, 32))
+
+
+def all_hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_leaves_nothing_behind_after_success(tiny_model):
+    tiny_model.layer2.train()
+    tiny_model.layer1[0].conv1.weight.requires_grad_(False)
+    training = {n: m.training for n, m in tiny_model.named_modules()}
+    grads = {n: p.requires_grad for n, p in tiny_model.named_parameters()}
+    capture_attention(tiny_model, torch.randn(1, 3, 32, 32))
+    assert all_hooks(tiny_model) == 0
+    assert {n: m.training for n, m in tiny_model.named_modules()} == training
+    assert {n: p.requires_grad for n, p in tiny_model.named_parameters()} == grads
+
+
+def test_leaves_nothing_behind_after_an_exception_inside_forward(tiny_model):
+    def boom(x):
+        raise RuntimeError("boom in layer3")
+    tiny_model.layer3.forward = boom
+    with pytest.raises(RuntimeError, match="boom in layer3"):
+        capture_attention(tiny_model, torch.randn(1, 3, 32, 32))
+    assert all_hooks(tiny_model) == 0
+
+
+def test_concurrent_captures_on_one_shared_model_never_mix(tiny_model):
+    """8 threads x 25 captures with different images: every result equals the serial one."""
+    images = [torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)) for i in range(8)]
+    serial = [capture_attention(tiny_model, x) for x in images]
+    failures = []
+
+    def worker(i):
+        for _ in range(25):
+            cap = capture_attention(tiny_model, images[i])
+            same = torch.equal(cap.logits, serial[i].logits) and all(
+                torch.equal(a.channel, b.channel) and torch.equal(a.top_maps, b.top_maps)
+                and (a.spatial is None or torch.equal(a.spatial, b.spatial))
+                for a, b in zip(cap.layers, serial[i].layers, strict=True))
+            if not same:
+                failures.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert all_hooks(tiny_model) == 0
