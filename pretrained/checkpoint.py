@@ -1,0 +1,144 @@
+"""Read a user's weights file without running anything in it, and load it into a model strictly.
+
+Two formats, told apart by content, never by file name: safetensors (Hugging Face; an 8-byte
+little-endian header length, then a JSON header) and PyTorch files (.pt/.pth/.pth.tar, zip or
+legacy), read only with `torch.load(..., weights_only=True)`, whose unpickler refuses every global
+outside PyTorch's allowlist before calling anything. Key and shape checks before loading follow
+nanoGPT's `from_pretrained`.
+"""
+import io
+import os
+import pickle
+import re
+
+import safetensors.torch
+import torch
+from torch import nn
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")  # checked in order
+MODULE_PREFIX = "module."                   # added by nn.DataParallel / DistributedDataParallel
+NOT_WEIGHTS = "not a PyTorch or safetensors weights file"
+REFUSED = "refused: this file is not a plain weights file ({}); only tensors are loaded"
+UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed global|whose module)")
+SHOWN = 5                                   # names listed per kind of problem
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used, with a message a user can act on."""
+
+
+def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
+    """The state dict in a file (a path) or an upload (bytes), on the CPU.
+
+    Accepts a bare state dict or one under a common key (`STATE_DICT_KEYS`); drops a `module.`
+    prefix carried by every key.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        obj = _load(io.BytesIO(data), len(data), lambda: safetensors.torch.load(data))
+    else:
+        path = os.fspath(source)
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
+        with f:
+            obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors.torch.load_file(path))
+    return strip_module_prefix(_check_tensors(_find_state_dict(obj)))
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """safetensors layout: u64 little-endian header length n, then n bytes of JSON, then data."""
+    n = int.from_bytes(head[:8], "little")
+    return len(head) == 9 and 2 <= n <= size - 8 and head[8:9] == b"{"
+
+
+def _load(f: io.BufferedIOBase, size: int, load_safetensors):
+    head = f.read(9)
+    f.seek(0)
+    if _is_safetensors(head, size):
+        try:
+            return load_safetensors()
+        except Exception as e:      # any failure to parse an untrusted file is the file's fault
+            raise CheckpointError(f"{NOT_WEIGHTS}: its safetensors data is damaged ({e})") from e
+    try:
+        # a file object, not a path: torch.load would trust a ".safetensors" name
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:          # as above
+        raise _torch_load_error(e, head) from e
+
+
+def _torch_load_error(error: Exception, head: bytes) -> CheckpointError:
+    """Explain why `torch.load(weights_only=True)` stopped, from its error and the file's start."""
+    message = str(error)
+    if isinstance(error, pickle.UnpicklingError):
+        found = UNSAFE_GLOBAL.search(message)
+        if found:                   # torch writes builtins.exec as plain "exec"
+            name = found[1] if "." in found[1] else f"builtins.{found[1]}"
+            return CheckpointError(REFUSED.format(f"it asks to run code: {name}"))
+        if "Unsupported operand" in message and head.startswith((b"\x80", b"PK")):
+            # a pickle (or PyTorch's zip of one) with opcodes the loader lacks, e.g. protocol 4's FRAME
+            return CheckpointError(REFUSED.format(
+                "it uses pickle instructions the safe loader does not accept; re-save it with "
+                "torch.save's default protocol, or as safetensors"))
+    if "TorchScript" in message:
+        return CheckpointError("refused: this file is a TorchScript program, not a plain weights "
+                               "file; only tensors are loaded")
+    if not head:
+        return CheckpointError(f"{NOT_WEIGHTS}: the file is empty")
+    if head.startswith((b"\x80", b"PK")):
+        return CheckpointError(f"{NOT_WEIGHTS}: it looks like one but is truncated or damaged")
+    return CheckpointError(f"{NOT_WEIGHTS}: it starts with {head[:8]!r}, which neither format does")
+
+
+def _find_state_dict(obj) -> dict:
+    """The dict itself, or the first dict found under one of `STATE_DICT_KEYS`."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"no state dict found: the file holds a {type(obj).__name__}, "
+                              "not a dict of named tensors")
+    inner = next((obj[k] for k in STATE_DICT_KEYS if isinstance(obj.get(k), dict)), None)
+    if inner is not None:
+        return inner
+    if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        keys = ", ".join(_first([repr(k) for k in obj], 10)) or "none"
+        expected = ", ".join(repr(k) for k in STATE_DICT_KEYS)
+        raise CheckpointError(f"no state dict found: expected tensors, or a dict of them under one of "
+                              f"{expected}; the file's top-level keys are: {keys}")
+    return obj
+
+
+def _check_tensors(state_dict: dict) -> dict[str, torch.Tensor]:
+    bad = [f"{k!r} ({type(v).__name__})" for k, v in state_dict.items()
+           if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise CheckpointError(f"the state dict must map names to tensors, but holds: "
+                              f"{', '.join(_first(bad))}")
+    return state_dict
+
+
+def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DataParallel's `module.` from the keys if every key carries it."""
+    if state_dict and all(k.startswith(MODULE_PREFIX) for k in state_dict):
+        return {k.removeprefix(MODULE_PREFIX): v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load `state_dict` into `model` strictly; names and shapes are compared first, so a
+    mismatch is one short message rather than PyTorch's full list."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [f"{k}: file {list(v.shape)} vs model {list(expected[k].shape)}"
+              for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    problems = [f"{len(items)} {one if len(items) == 1 else many} ({', '.join(_first(items))})"
+                for one, many, items in (("missing key", "missing keys", missing),
+                                         ("unexpected key", "unexpected keys", unexpected),
+                                         ("shape mismatch", "shape mismatches", shapes)) if items]
+    if problems:
+        raise CheckpointError("the weights do not fit this model: " + "; ".join(problems))
+    model.load_state_dict(state_dict)
+
+
+def _first(items: list[str], n: int = SHOWN) -> list[str]:
+    return items[:n] + ([f"... {len(items) - n} more"] if len(items) > n else [])

@@ -1,0 +1,149 @@
+"""viz: pure figure builders. Alignment of heatmaps with the image, chart contents, no pyplot."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from blocks import CBAMBlock, attention_resnet, capture_attention
+from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
+                 spatial_grid_figure, spatial_view, upsample)
+
+
+def test_upsample_is_bilinear_align_corners_false():
+    m = np.zeros((4, 4), np.float32)
+    m[1, 2] = 1.0
+    up = upsample(m, (32, 32))
+    assert up.shape == (32, 32)
+    # cell (1, 2) covers rows 8..15, cols 16..23; its centre (11.5, 19.5) keeps the full value
+    assert up[11, 19] == pytest.approx((1.0 - 0.5 / 8) ** 2, abs=1e-6) and up[12, 20] == up[11, 19]
+    assert np.unravel_index(up.argmax(), up.shape) in {(11, 19), (11, 20), (12, 19), (12, 20)}
+    assert up[0:4, :].max() == 0 and up[:, 0:8].max() == 0
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = CBAMBlock("FC", 3, channels=8, ratio=2, spatial_bn=False)
+
+    def forward(self, x):
+        return self.attn(x)
+
+
+class SquareFinder(nn.Module):
+    """Stem (4x4 average of brightness) -> CBAM whose spatial gate is high where it is bright."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4, bias=False)
+        self.layer1 = nn.Sequential(Block())
+        self.head = nn.Linear(8, 2)
+        with torch.no_grad():
+            self.stem.weight.fill_(1 / 48)
+            self.layer1[0].attn.spatial.conv.weight.fill_(0.5)
+
+    def forward(self, x):
+        return self.head(self.layer1(self.stem(x)).mean((2, 3)))
+
+
+def test_overlay_peak_lies_over_the_bright_square():
+    pixels = np.zeros((64, 96, 3), np.uint8)
+    pixels[40:56, 12:28] = 255                     # the square: rows 40..55, cols 12..27
+    image = Image.fromarray(pixels)
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    cap = capture_attention(SquareFinder().eval(), x)
+    (record,) = cap.layers
+    assert record.name == "layer1.0" and record.spatial.shape == (1, 16, 24)
+    values = upsample(record.spatial[0], (64, 96))
+    row, col = np.unravel_index(values.argmax(), values.shape)
+    assert 40 <= row < 56 and 12 <= col < 28
+    # the rendered overlay (a monotonic colormap) is brightest over the square's centre
+    gray = np.asarray(overlay(image, record.spatial[0], cmap="gray", alpha=1.0, stretch=True))[..., 0]
+    rows, cols = np.nonzero(gray == gray.max())
+    assert 44 <= rows.min() and rows.max() < 52 and 16 <= cols.min() and cols.max() < 24
+
+
+def test_overlay_blends_with_alpha_on_a_fixed_scale():
+    image = Image.new("RGB", (8, 8), (100, 100, 100))
+    gray = overlay(image, np.full((2, 2), 0.5), cmap="gray", alpha=0.5)
+    assert np.asarray(gray)[0, 0].tolist() == [114, 114, 114]    # 0.5*100 + 0.5*(0.5*255 ~ 127.5)
+    assert np.asarray(overlay(image, np.ones((2, 2)), cmap="gray", alpha=0.0))[3, 3].tolist() == [100] * 3
+    with pytest.raises(ValueError, match="alpha must be between 0 and 1, got 1.5"):
+        overlay(image, np.ones((2, 2)), alpha=1.5)
+
+
+def test_stretch_uses_the_maps_own_range():
+    image = Image.new("RGB", (4, 4))
+    m = np.array([[0.4, 0.6]])
+    fixed = np.asarray(overlay(image, m, cmap="gray", alpha=1.0))
+    stretched = np.asarray(overlay(image, m, cmap="gray", alpha=1.0, stretch=True))
+    assert stretched.max() == 255 and stretched.min() == 0
+    assert 90 < fixed.min() and fixed.max() < 165
+
+
+def test_channel_chart_one_artist_labels_and_mean():
+    w = np.linspace(0, 1, 2048)
+    fig = channel_weights_figure(w, top_k=3)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 1                    # one stairs artist, not 2048 rectangles
+    assert [t.get_text() for t in ax.texts] == ["2047", "2046", "2045"]
+    assert ax.get_ylim() == (0, 1.08)
+    assert ax.get_legend().get_texts()[0].get_text() == "mean 0.500"
+    sorted_fig = channel_weights_figure(w[::-1].copy(), sort=True, top_k=2, fixed_scale=False)
+    assert sorted_fig.axes[0].texts[0].get_text() == "top 2\n#0: 1.000\n#1: 1.000"
+    assert sorted_fig.axes[0].get_xlabel() == "channels sorted by weight (rank)"
+    assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_depth_summary_has_one_box_per_block():
+    fig = channel_depth_figure(["a", "b", "c"], [np.full(4, 0.2), np.full(8, 0.5), np.full(2, 0.9)])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    medians = [line.get_ydata()[0] for line in ax.lines if line.get_color() == "#d62728"]
+    assert medians == pytest.approx([0.2, 0.5, 0.9])
+
+
+@pytest.fixture
+def capture_and_image(tiny_model):
+    image = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
+    return capture_attention(tiny_model, x), image
+
+
+def test_spatial_view_labels_what_it_shows(capture_and_image, kind):
+    cap, _ = capture_and_image
+    view = spatial_view(cap.layers[2], top_k=4)
+    if kind == "cbam":
+        assert view.absolute and view.label == "spatial attention (CBAM gate)"
+        np.testing.assert_array_equal(view.values, cap.layers[2].spatial[0].numpy())
+    else:
+        assert not view.absolute and view.label == "where the top-4 weighted channels fire (not a gate)"
+        np.testing.assert_allclose(view.values, cap.layers[2].activity(4)[0].numpy())
+
+
+def test_overview_grid_is_stage_by_block(capture_and_image, kind):
+    cap, image = capture_and_image
+    fig = spatial_grid_figure(image, cap.layers)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["layer1.0 16x16", "layer1.1 16x16", "layer2.0 8x8", "layer2.1 8x8",
+                      "layer3.0 4x4", "layer3.1 4x4", "layer4.0 2x2", "layer4.1 2x2"]
+    assert (len(fig.axes) == 9) == (kind == "cbam")   # + one colorbar for absolute gates only
+
+
+def test_heatmap_figure_has_colorbar_in_gate_units(capture_and_image, kind):
+    cap, image = capture_and_image
+    fig = heatmap_figure(image, cap.layers[0].channel[:, :1].expand(4, 4).numpy(), title="t")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylim() == (0.0, 1.0)
+
+
+def test_viz_never_touches_pyplot():
+    """pyplot's global figure manager is not thread-safe; a server must never load it."""
+    code = ("import sys, numpy as np, viz; from PIL import Image; "
+            "viz.figure_png(viz.channel_weights_figure(np.ones(8))); "
+            "viz.figure_png(viz.heatmap_figure(Image.new('RGB', (8, 8)), np.ones((2, 2)))); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

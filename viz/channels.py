@@ -1,0 +1,55 @@
+"""Channel-weight charts: one block's excitations (SE paper Fig. 6 style) and their spread by depth."""
+import numpy as np
+from matplotlib.figure import Figure
+
+from .figure import new_figure
+
+
+def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed_scale: bool = True,
+                           title: str | None = None) -> Figure:
+    """Bar chart of a block's C channel weights (C up to 2048+) drawn as one `stairs` artist.
+
+    `sort` orders bars by weight (x becomes the rank); the `top_k` highest are labelled with
+    their channel index (over their bars, or listed in a corner when sorted, where they would
+    stack); a dashed line marks the mean; the y axis is 0..1 unless not `fixed_scale`.
+    """
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    order = np.argsort(-w, kind="stable")
+    shown = w[order] if sort else w
+    fig = new_figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    ax.stairs(shown, np.arange(len(w) + 1) - 0.5, fill=True, color="#3b75af", linewidth=0)
+    ax.axhline(w.mean(), color="#d62728", linestyle="--", linewidth=1, label=f"mean {w.mean():.3f}")
+    top = order[:max(0, top_k)]
+    if sort and len(top):
+        listing = "\n".join(f"#{c}: {w[c]:.3f}" for c in top)
+        ax.text(0.99, 0.97, f"top {len(top)}\n{listing}", transform=ax.transAxes, ha="right", va="top",
+                fontsize=7, family="monospace")
+    else:
+        for c in top:
+            ax.annotate(str(c), (c, w[c]), xytext=(0, 3), textcoords="offset points", ha="center",
+                        fontsize=7, color="#222222")
+    ax.set_xlim(-0.5, len(w) - 0.5)
+    if fixed_scale:
+        ax.set_ylim(0, 1.08)
+    ax.set_xlabel("channels sorted by weight (rank)" if sort else "channel")
+    ax.set_ylabel("weight")
+    ax.set_title(title or f"{len(w)} channel weights", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def channel_depth_figure(names: list[str], weights: list, title: str = "Channel weights by depth") -> Figure:
+    """One box per block (median, quartiles, 5-95% whiskers) of its channel weights, in forward
+    order: shows where excitations are flat, saturated near 1 or class-specific (SE paper Sec. 7.2)."""
+    fig = new_figure(max(5.0, 0.38 * len(names) + 1.5), 3.0)
+    ax = fig.add_subplot()
+    data = [np.asarray(w, dtype=np.float64).ravel() for w in weights]
+    ax.boxplot(data, whis=(5, 95), showfliers=False, widths=0.6, patch_artist=True,
+               boxprops=dict(facecolor="#9ecae1", edgecolor="#3b75af"),
+               medianprops=dict(color="#d62728"))
+    ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=90, fontsize=7)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("channel weight")
+    ax.set_title(title, fontsize=10)
+    return fig

@@ -1,0 +1,55 @@
+"""Spatial attention over the image: CBAM's spatial gate (or a channel-activity map) upsampled
+onto the image exactly as the model saw it, i.e. after resize and crop."""
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .figure import new_figure
+
+
+def upsample(attention_map, size: tuple[int, int]) -> np.ndarray:
+    """[h, w] map -> [H, W] by bilinear interpolation with align_corners=False: feature cell
+    (i, j) covers input pixels [i*H/h, (i+1)*H/h), the grid the convolutions downsampled."""
+    m = torch.as_tensor(np.asarray(attention_map, dtype=np.float32))[None, None]
+    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:
+    """0..1 (gates are absolute) or, with `stretch`, the map's own min..max."""
+    if not stretch:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1e-6)
+
+
+def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
+            stretch: bool = False) -> Image.Image:
+    """The image with the upsampled map blended on top, colour-mapped over `display_range`."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    values = upsample(attention_map, rgb.shape[:2])
+    lo, hi = display_range(values, stretch)
+    colours = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1))[..., :3] * 255
+    return Image.fromarray(((1 - alpha) * rgb + alpha * colours).round().astype(np.uint8))
+
+
+def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
+                   stretch: bool = False, title: str | None = None, colorbar: bool = True) -> Figure:
+    """`overlay` as a figure with a title and a colorbar in the map's units."""
+    values = upsample(attention_map, image.size[::-1])
+    lo, hi = display_range(values, stretch)
+    fig = new_figure(4.2 if colorbar else 3.6, 3.6)
+    ax = fig.add_subplot()
+    ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, shrink=0.8)
+    return fig
