@@ -65,6 +65,12 @@ class Capture:
     layers: list[AttentionRecord]
     input_size: tuple[int, int]    # (H, W) of the input the model saw
 
+    def top_k(self, k: int = 5, index: int = 0) -> list[tuple[int, float]]:
+        """The k most probable classes of image `index` as (class index, softmax probability)."""
+        probs = self.logits[index].softmax(0)
+        values, classes = probs.topk(min(k, probs.numel()))
+        return list(zip(classes.tolist(), values.tolist()))
+
     def layer(self, name: str) -> AttentionRecord:
         for record in self.layers:
             if record.name == name:

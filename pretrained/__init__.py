@@ -1,4 +1,11 @@
-"""Where weights come from: bundled offline weights, timm ImageNet weights, official checkpoints."""
+"""Where weights come from: bundled offline weights, timm ImageNet weights, the papers' official
+checkpoints, a user's own file. Importing this package reads nothing and downloads nothing."""
+from .checkpoint import CheckpointError, load_weights, read_state_dict
+from .imagenet import ModelUnavailable
+from .preprocess import Preprocess
+from .registry import DEFAULT_MODEL, LoadedModel, ModelEntry, available, load
 from .timm_convert import convert_timm_state_dict
 
-__all__ = ["convert_timm_state_dict"]
+__all__ = ["available", "load", "DEFAULT_MODEL", "ModelEntry", "LoadedModel", "Preprocess",
+           "CheckpointError", "ModelUnavailable", "read_state_dict", "load_weights",
+           "convert_timm_state_dict"]

@@ -7,6 +7,7 @@ outside PyTorch's allowlist before calling anything. Key and shape checks before
 nanoGPT's `from_pretrained`.
 """
 import io
+import json
 import os
 import pickle
 import re
@@ -21,6 +22,7 @@ NOT_WEIGHTS = "not a PyTorch or safetensors weights file"
 REFUSED = "refused: this file is not a plain weights file ({}); only tensors are loaded"
 UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed global|whose module)")
 SHOWN = 5                                   # names listed per kind of problem
+SAFETENSORS_HEADER_LIMIT = 1 << 20          # metadata is read from the first MiB only
 
 
 class CheckpointError(ValueError):
@@ -45,6 +47,24 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor
         with f:
             obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors.torch.load_file(path))
     return strip_module_prefix(_check_tensors(_find_state_dict(obj)))
+
+
+def safetensors_metadata(source: str | os.PathLike | bytes) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors file; {} for any other file (or a header
+    larger than SAFETENSORS_HEADER_LIMIT)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:SAFETENSORS_HEADER_LIMIT])
+    else:
+        with open(source, "rb") as f:
+            head = f.read(SAFETENSORS_HEADER_LIMIT)
+    n = int.from_bytes(head[:8], "little")
+    if head[8:9] != b"{" or 8 + n > len(head):
+        return {}
+    try:
+        meta = json.loads(head[8:8 + n]).get("__metadata__")
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:

@@ -18,10 +18,9 @@ from safetensors.torch import save_file
 
 from blocks import attention_resnet
 
+from .bundled import MEAN, STD, WEIGHTS_DIR, model_name, to_input
 from .shapes import CLASSES, render_batch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, as every entry uses
 TRAIN_SEED, VALIDATION_SEED = 0, 1                          # TEST_SEED (model card) is 2026
 
 
@@ -38,16 +37,6 @@ class Recipe:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     seed: int = 0
-
-
-def model_name(attention: str | None) -> str:
-    return f"{attention or 'plain'}-resnet18-shapes"
-
-
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W, 3] -> normalised float [N, 3, H, W]."""
-    x = images.permute(0, 3, 1, 2).float().div_(255)
-    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -5,7 +5,6 @@ import threading
 import pytest
 import timm
 import torch
-from torch import nn
 
 from blocks import attention_resnet, capture_attention
 

@@ -5,7 +5,6 @@ import torchvision
 
 from blocks import attention_resnet, eca_kernel_size
 
-from conftest import KINDS
 
 
 def n_params(model):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from blocks import CBAMBlock, attention_resnet, capture_attention
+from blocks import CBAMBlock, capture_attention
 from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
                  spatial_grid_figure, spatial_view, upsample)
 

@@ -2,21 +2,14 @@
 onto the image exactly as the model saw it, i.e. after resize and crop."""
 import matplotlib
 import numpy as np
-import torch
-import torch.nn.functional as F
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
+from blocks.localisation import upsample
+
 from .figure import new_figure
-
-
-def upsample(attention_map, size: tuple[int, int]) -> np.ndarray:
-    """[h, w] map -> [H, W] by bilinear interpolation with align_corners=False: feature cell
-    (i, j) covers input pixels [i*H/h, (i+1)*H/h), the grid the convolutions downsampled."""
-    m = torch.as_tensor(np.asarray(attention_map, dtype=np.float32))[None, None]
-    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:

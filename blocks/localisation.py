@@ -1,0 +1,25 @@
+"""How well a spatial attention map sits on an object, given the object's mask.
+
+Score = (share of the map's mass, upsampled to the image, that falls inside the mask) / (the
+mask's share of the image): 1.0 is no better than uniform attention, higher is better, and the
+most any map can reach is 1 / (mask share).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def upsample(attention_map, size: tuple[int, int]) -> np.ndarray:
+    """[h, w] map -> [H, W] by bilinear interpolation with align_corners=False: feature cell
+    (i, j) covers input pixels [i*H/h, (i+1)*H/h), the grid the convolutions downsampled."""
+    m = torch.as_tensor(np.asarray(attention_map, dtype=np.float32))[None, None]
+    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def localisation_score(attention_map, mask) -> float:
+    """Mass of the upsampled map inside `mask` ([H, W] bool) relative to uniform attention."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("the mask is empty: there is no object to score against")
+    values = upsample(attention_map, mask.shape)
+    return float(values[mask].sum() / values.sum() / mask.mean())

@@ -1,0 +1,75 @@
+"""Which `attention_resnet` a state dict describes, read from its keys and shapes alone.
+
+Handles our own layout, timm ResNets (converted by `timm_convert`) and the official ECA-Net and
+CBAM checkpoints (`official`), so a user's file needs no side information. The one setting that
+leaves no trace in the weights is SE's squeeze ("avg", as in the paper, is assumed).
+"""
+import torch
+from torch import nn
+
+from blocks import attention_resnet
+
+from .checkpoint import CheckpointError, load_weights
+from .official import LAYOUTS, build_official_model, infer_resnet_depth
+from .timm_convert import convert_timm_state_dict
+
+
+def _kernels(state_dict: dict[str, torch.Tensor], path: str) -> tuple[int, ...]:
+    return tuple(state_dict[f"layer{s}.0.attn.{path}"].shape[-1] for s in range(1, 5))
+
+
+def _mlp_options(state_dict: dict[str, torch.Tensor], prefix: str) -> dict:
+    hidden, channels = state_dict[f"layer1.0.attn.{prefix}fc1.weight"].shape    # Linear [C/r, C]
+    return {"ratio": channels // hidden, "bias": f"layer1.0.attn.{prefix}fc1.bias" in state_dict}
+
+
+def _se(sd):
+    return _mlp_options(sd, "")
+
+
+def _eca(sd):
+    return {"k_size": _kernels(sd, "conv.weight")}
+
+
+def _cbam(sd):
+    channel = ({"channel_mode": "Conv", "k_size": _kernels(sd, "channel.conv.weight")}
+               if "layer1.0.attn.channel.conv.weight" in sd else _mlp_options(sd, "channel."))
+    return {**channel, "spatial_kernel": sd["layer1.0.attn.spatial.conv.weight"].shape[-1],
+            "spatial_bn": "layer1.0.attn.spatial.bn.weight" in sd}
+
+
+ATTENTION_KEYS = {  # a key only that attention has -> (attention, reader of its options)
+    "layer1.0.attn.spatial.conv.weight": ("cbam", _cbam),
+    "layer1.0.attn.fc1.weight": ("se", _se),
+    "layer1.0.attn.conv.weight": ("eca", _eca),
+}
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> dict:
+    """attention_resnet(**describe(sd)) builds the model that `sd` (our layout) fits."""
+    for key in ("conv1.weight", "fc.weight"):
+        if key not in state_dict:
+            raise CheckpointError(f"not a ResNet state dict: no '{key}' (the file's keys start "
+                                  f"{', '.join(repr(k) for k in list(state_dict)[:3]) or 'none'})")
+    attention, options = next(((a, read(state_dict)) for key, (a, read) in ATTENTION_KEYS.items()
+                               if key in state_dict), (None, {}))
+    return {"depth": infer_resnet_depth(state_dict), "attention": attention,
+            "num_classes": state_dict["fc.weight"].shape[0],
+            "width": state_dict["conv1.weight"].shape[0], **options}
+
+
+def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[nn.Module, str]:
+    """An eval-mode model holding `state_dict`, and the layout it was read as."""
+    if any(key in state_dict for _, key, _ in LAYOUTS.values()):
+        model, info = build_official_model(state_dict)
+        return model, f"official {info.layout}"
+    layout = "Attention Lens"
+    if any(".se." in key for key in state_dict):
+        state_dict, layout = convert_timm_state_dict(state_dict), "timm ResNet"
+    config = describe(state_dict)
+    try:
+        model = attention_resnet(**config)
+    except ValueError as e:
+        raise CheckpointError(f"the file's shapes describe a model that cannot be built: {e}") from e
+    load_weights(model, state_dict)
+    return model.eval(), layout

@@ -1,0 +1,47 @@
+"""From a PIL image to the tensor a model takes, and to the picture of exactly what it saw."""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+                  "nearest": Image.Resampling.NEAREST}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """timm's eval transform: resize the shorter side to input_size / crop_pct, centre-crop
+    input_size x input_size, scale to [0, 1], normalise by mean and std."""
+    input_size: int = 224
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self):   # mean/std read from JSON arrive as lists; keep the entry hashable
+        object.__setattr__(self, "mean", tuple(self.mean))
+        object.__setattr__(self, "std", tuple(self.std))
+
+    def view(self, image: Image.Image) -> Image.Image:
+        """The RGB image exactly as the model sees it: resized and cropped, not normalised.
+
+        The crop window is mapped back onto the source and resized in one step (PIL's `box`),
+        so a 1 x 5000 strip never becomes a 128 x 640000 intermediate image."""
+        image = image.convert("RGB")
+        w, h = image.size
+        short = round(self.input_size / self.crop_pct)
+        resized = (max(self.input_size, round(w * short / min(w, h))),
+                   max(self.input_size, round(h * short / min(w, h))))
+        sx, sy = resized[0] / w, resized[1] / h
+        left, top = (resized[0] - self.input_size) // 2, (resized[1] - self.input_size) // 2
+        box = (left / sx, top / sy, (left + self.input_size) / sx, (top + self.input_size) / sy)
+        return image.resize((self.input_size, self.input_size), INTERPOLATIONS[self.interpolation], box=box)
+
+    def to_tensor(self, view: Image.Image) -> torch.Tensor:
+        """A `view` as a normalised [3, H, W] float tensor."""
+        x = torch.from_numpy(np.array(view, dtype=np.float32)).permute(2, 0, 1) / 255  # [3, H, W]
+        return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.to_tensor(self.view(image))

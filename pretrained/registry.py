@@ -1,0 +1,147 @@
+"""Every model the app can offer, and loading one by name or from a file.
+
+    pretrained.available()            -> [ModelEntry]  (no weights are read)
+    pretrained.load("cbam-resnet18-shapes" | "ecaresnet50d.miil_in1k" | path | bytes) -> LoadedModel
+
+Sources: "bundled" (trained here by `pretrained.train`, committed, offline), "timm" (ImageNet, one
+download), "official" (the ECA-Net / CBAM authors' checkpoints, from a file you place), "file" (a
+user's own weights for one of our architectures). Failures raise exceptions whose message says
+what to do: `CheckpointError` (a file that cannot be used), `ModelUnavailable` (weights not here).
+"""
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from safetensors import safe_open
+from torch import nn
+
+from .architecture import model_from_state_dict
+from .checkpoint import CheckpointError, read_state_dict, safetensors_metadata
+from .imagenet import IMAGENET_MODELS, ModelUnavailable, load_imagenet_model, weights_home
+from .preprocess import Preprocess
+from .bundled import WEIGHTS_DIR
+
+DEFAULT_MODEL = "cbam-resnet18-shapes"
+TORCHVISION_EVAL = Preprocess(224, 0.875, "bilinear")      # Resize(256) + CenterCrop(224)
+OFFICIAL_FILES = {  # name -> (file name the authors publish, attention, what it is)
+    "ecanet18-official": ("eca_resnet18_k3577.pth.tar", "eca", "ECA-Net18, ECA-Net authors' ImageNet weights"),
+    "ecanet34-official": ("eca_resnet34_k3357.pth.tar", "eca", "ECA-Net34, ECA-Net authors' ImageNet weights"),
+    "ecanet50-official": ("eca_resnet50_k3557.pth.tar", "eca", "ECA-Net50, ECA-Net authors' ImageNet weights"),
+    "ecanet101-official": ("eca_resnet101_k3357.pth.tar", "eca", "ECA-Net101, ECA-Net authors' ImageNet weights"),
+    "ecanet152-official": ("eca_resnet152_k3357.pth.tar", "eca", "ECA-Net152, ECA-Net authors' ImageNet weights"),
+    "cbam-resnet50-official": ("RESNET50_CBAM_new_name_wrap.pth.tar", "cbam",
+                               "CBAM-ResNet-50, CBAM authors' ImageNet weights"),
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    source: str                    # "bundled" | "timm" | "official" | "file"
+    attention: str | None          # "se" | "eca" | "cbam" | None
+    description: str
+    preprocess: Preprocess
+    path: Path | None = None       # the weights file, where it is known before loading
+
+    @property
+    def downloads(self) -> bool:
+        return self.source == "timm"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    source: str
+    model: nn.Module = field(repr=False)   # eval mode
+    preprocess: Preprocess
+    labels: tuple[str, ...]
+    description: str
+
+
+@cache
+def imagenet_labels() -> tuple[str, ...]:
+    """ImageNet-1k class names, shipped with timm (no download): the first synonym of each."""
+    from timm.data import ImageNetInfo
+    return tuple(d.split(",")[0] for d in ImageNetInfo().label_descriptions())
+
+
+def _bundled() -> list[ModelEntry]:
+    entries = []
+    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+        arch, training = json.loads(meta["architecture"]), json.loads(meta["training"])
+        kind = (arch["attention"] or "plain").upper()
+        entries.append(ModelEntry(path.stem, "bundled", arch["attention"],
+                                  f"{kind} ResNet-{arch['depth']} (width {arch['width']}) trained on the "
+                                  f"bundled shapes dataset; works offline ({training['validation_accuracy']:.1%} "
+                                  f"validation accuracy)",
+                                  Preprocess(**json.loads(meta["preprocess"])), path))
+    return entries
+
+
+def _timm_entries() -> list[ModelEntry]:
+    import timm
+    entries = []
+    for name, (attention, description) in IMAGENET_MODELS.items():
+        cfg = timm.models.get_pretrained_cfg(name)
+        entries.append(ModelEntry(name, "timm", attention, f"{description}; ImageNet-1k, downloads once",
+                                  Preprocess(cfg.input_size[-1], cfg.crop_pct, cfg.interpolation,
+                                             tuple(cfg.mean), tuple(cfg.std))))
+    return entries
+
+
+def _official_entries() -> list[ModelEntry]:
+    return [ModelEntry(name, "official", attention, f"{description}; needs {filename} in "
+                       f"{weights_home() / 'official'}", TORCHVISION_EVAL, weights_home() / "official" / filename)
+            for name, (filename, attention, description) in OFFICIAL_FILES.items()]
+
+
+def available() -> list[ModelEntry]:
+    """Every model the app can offer, bundled first (the default leads)."""
+    bundled = sorted(_bundled(), key=lambda e: e.name != DEFAULT_MODEL)
+    return bundled + _timm_entries() + _official_entries()
+
+
+def load(source: str | Path | bytes, name: str | None = None) -> LoadedModel:
+    """Load a model by registry name, or from a weights file (a path, or an upload's bytes)."""
+    if isinstance(source, str) and not Path(source).is_file():
+        entries = {e.name: e for e in available()}
+        if source not in entries:
+            raise ValueError(f"unknown model {source!r}; choose one of {', '.join(entries)}, "
+                             f"or give the path of a weights file")
+        return _load_entry(entries[source])
+    return _load_file(source, name or (Path(source).name if not isinstance(source, bytes) else "uploaded file"))
+
+
+def _load_entry(entry: ModelEntry) -> LoadedModel:
+    if entry.source == "timm":
+        model = load_imagenet_model(entry.name)
+        return LoadedModel(entry.name, "timm", model, entry.preprocess, imagenet_labels(), entry.description)
+    if entry.source == "official" and not entry.path.is_file():
+        raise ModelUnavailable(f"{entry.name} is loaded from the authors' checkpoint file, which is "
+                               f"not on this machine: download {entry.path.name} from the paper's "
+                               f"repository and put it at {entry.path}")
+    loaded = _load_file(entry.path, entry.name)
+    return LoadedModel(entry.name, entry.source, loaded.model, entry.preprocess, loaded.labels, entry.description)
+
+
+def _load_file(source: Path | bytes, name: str) -> LoadedModel:
+    """A user's (or bundled) weights file: our layout, timm's, or an official checkpoint."""
+    state_dict = read_state_dict(source)
+    model, layout = model_from_state_dict(state_dict)
+    meta = safetensors_metadata(source)
+    classes = model.fc.out_features
+    if "labels" in meta:
+        labels = tuple(json.loads(meta["labels"]))
+        if len(labels) != classes:
+            raise CheckpointError(f"the file names {len(labels)} classes but its classifier has {classes}")
+    elif classes == 1000:
+        labels = imagenet_labels()
+    else:
+        labels = tuple(f"class {i}" for i in range(classes))
+    preprocess = Preprocess(**json.loads(meta["preprocess"])) if "preprocess" in meta else TORCHVISION_EVAL
+    kind = (getattr(model, "attention", None) or "plain").upper()
+    return LoadedModel(name, "file", model, preprocess, labels,
+                       f"{kind} ResNet-{model.depth} from {name} ({layout} layout, {classes} classes)")

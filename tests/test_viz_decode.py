@@ -1,0 +1,105 @@
+"""decode_image: untrusted bytes become 8-bit RGB, or an ImageError a user can act on."""
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pretrained import Preprocess
+from viz.decode import ImageError, decode_image
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "the file is empty"),
+    (b"hello, I am a text file\n" * 10, "not an image in a supported format (JPEG, PNG, WEBP, BMP, GIF, TIFF)"),
+    (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "not an image in a supported format"),
+    (b"%PDF-1.4\n%...", "not an image in a supported format"),
+    (png_header_only(8_000, 8_000), "the image is 8000 x 8000 pixels (64 MP); the limit is 50 MP -- please downscale it"),
+    (png_header_only(100_000, 100_000), "the image is larger than the 50 MP limit -- please downscale it"),
+])
+def test_refused_with_a_message(data, message):
+    with pytest.raises(ImageError) as info:
+        decode_image(data)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_file(fmt):
+    data = encode(Image.new("RGB", (64, 64), (10, 200, 30)), fmt)
+    with pytest.raises(ImageError, match="^the image file is damaged or truncated"):
+        decode_image(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_formats(fmt):
+    out = decode_image(encode(Image.new("RGB", (20, 10), (200, 40, 40)), fmt))
+    assert out.mode == "RGB" and out.size == (20, 10)
+    assert np.abs(np.asarray(out, int)[5, 10] - [200, 40, 40]).max() <= 12   # lossy formats
+
+
+def test_cmyk_jpeg():
+    out = decode_image(encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG", quality=95))
+    assert out.mode == "RGB" and np.abs(np.asarray(out, int)[4, 4] - [255, 0, 0]).max() <= 8
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped():
+    pixels = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    out = decode_image(encode(Image.fromarray(pixels), "PNG"))
+    assert np.asarray(out)[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_transparency_is_shown_on_white():
+    rgba = Image.new("RGBA", (2, 1), (0, 0, 255, 0))
+    rgba.putpixel((1, 0), (0, 0, 255, 255))
+    assert np.asarray(decode_image(encode(rgba, "PNG"))).tolist() == [[[255, 255, 255], [0, 0, 255]]]
+    palette = Image.new("P", (2, 1), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    out = decode_image(encode(palette, "PNG", transparency=0))
+    assert np.asarray(out).tolist() == [[[255, 255, 255], [255, 0, 0]]]
+    assert decode_image(encode(Image.new("LA", (1, 1), (0, 0)), "PNG")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_grayscale_and_one_bit():
+    assert decode_image(encode(Image.new("L", (3, 3), 77), "PNG")).getpixel((1, 1)) == (77, 77, 77)
+    assert decode_image(encode(Image.new("1", (3, 3), 1), "BMP")).getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_exif_rotation_is_applied():
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 20, 20))                 # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6                                          # rotate 90 degrees clockwise to view
+    out = decode_image(encode(image, "JPEG", exif=exif, quality=95))
+    assert out.size == (20, 40)
+    assert np.asarray(out, int)[5, 10, 2] > 200 and np.asarray(out, int)[35, 10, 0] > 200   # blue on top
+
+
+def test_animated_gif_gives_its_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    assert Image.open(io.BytesIO(data)).n_frames == 3
+    assert decode_image(data).getpixel((4, 4)) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 5000), (5000, 1)])
+def test_degenerate_sizes_reach_the_model_input(size):
+    out = decode_image(encode(Image.new("RGB", size, (1, 2, 3)), "PNG"))
+    view = Preprocess(128, 1.0, "bilinear").view(out)
+    assert view.size == (128, 128) and view.getpixel((64, 64)) == (1, 2, 3)

@@ -1,0 +1,66 @@
+"""Untrusted image bytes -> an RGB PIL image, or an `ImageError` that says what is wrong.
+
+Checks the content, never the file name: only the allowed formats are opened, the pixel count is
+checked from the header before any pixel is decoded (decompression bombs), animations give their
+first frame, EXIF orientation is applied, and every mode (CMYK, 16-bit, float, palette, alpha,
+grayscale, 1-bit) becomes 8-bit RGB with its full range kept.
+"""
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")   # JPEG covers phones' MPO files
+MAX_PIXELS = 50_000_000          # 50 MP: larger than any phone photo; 8K video frames are 33 MP
+BACKGROUND = (255, 255, 255)     # what transparent pixels are shown on
+
+
+class ImageError(ValueError):
+    """An upload that is not a usable image, with a message a user can act on."""
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    if not data:
+        raise ImageError("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.init()                                         # register every format plugin
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP); "
+                                 f"the limit is {max_pixels / 1e6:.0f} MP -- please downscale it")
+            image.seek(0)                                        # first frame of an animation
+            image.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError as e:
+        raise ImageError(f"not an image in a supported format ({', '.join(FORMATS)})") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"the image is larger than the {max_pixels / 1e6:.0f} MP limit -- "
+                         f"please downscale it") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"the image file is damaged or truncated ({e})") from e
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB, transparent areas on white, high-bit-depth data scaled rather than clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            lo, hi = 0.0, 65535.0
+        else:
+            lo, hi = float(values.min()), float(values.max())
+        scaled = np.clip((values - lo) / max(hi - lo, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+        image = Image.fromarray(scaled, "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, BACKGROUND)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
