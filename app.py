@@ -1,27 +1,308 @@
 """Attention Lens: see what SE, ECA and CBAM attention blocks do inside a ResNet.
 
-The UI only: every number comes from `blocks/` (models), `viz/` (figures), `pretrained/` (weights).
+The UI only: widgets, caching, layout, downloads. Models come from `pretrained/`, the forward pass
+and its attention from `blocks/`, every picture from `viz/`.
 """
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
+from PIL import Image
 
-from blocks import attention_resnet
+import pretrained
+from blocks import Capture, Intervention, capture_attention
+from blocks.localisation import localisation_score
+from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
+                 spatial_grid_figure, spatial_view)
+from viz.channels import channel_depth_chart, channel_weights_chart
+from viz.decode import ImageError, decode_image
+from viz.report import attention_json
+from viz.teach import explain
 
-st.set_page_config(page_title="Attention Lens", layout="wide")
+ASSETS = Path(__file__).parent / "assets"
+SAMPLES = json.loads((ASSETS / "samples.json").read_text())
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+WEIGHT_TYPES = ["pt", "pth", "tar", "bin", "safetensors"]
+COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "gray"]
+OWN_CHECKPOINT = "Your own checkpoint..."
+SOURCE_TAGS = {"bundled": "offline", "timm": "ImageNet, downloads once", "official": "authors' file"}
+VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+
+
+# ---------- cached, shared by every session (content-keyed, never mutated) ----------
+
+@st.cache_resource(show_spinner=False)
+def model_entries() -> dict[str, pretrained.ModelEntry]:
+    return {e.name: e for e in pretrained.available()}
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def load_model(name: str) -> pretrained.LoadedModel:
+    return pretrained.load(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def load_checkpoint(digest: str, filename: str, _data: bytes) -> pretrained.LoadedModel:
+    return pretrained.load(_data, name=filename)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def model_view(digest: str, model_key: str, _data: bytes, _loaded: pretrained.LoadedModel):
+    """The decoded image as the model sees it, and its input tensor [1, 3, H, W]."""
+    view = _loaded.preprocess.view(decode_image(_data))
+    return view, _loaded.preprocess.to_tensor(view)[None]
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def analyse(digest: str, model_key: str, edit: tuple | None, _x, _loaded) -> Capture:
+    """One forward pass per (image, model, intervention), whatever the display controls say."""
+    return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None)
+
+
+# ---------- helpers (no tensor maths) ----------
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def predictions_table(capture: Capture, labels, k: int = 5) -> list[dict]:
+    return [{"class": labels[c], "probability": p} for c, p in capture.top_k(k)]
+
+
+def show_predictions(capture: Capture, labels, k: int = 5) -> None:
+    st.dataframe(predictions_table(capture, labels, k), hide_index=True, width="stretch",
+                 column_config={"probability": st.column_config.ProgressColumn(
+                     "probability", format="percent", min_value=0.0, max_value=1.0)})
+
+
+def weights_csv(capture: Capture) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["block", "kind", "channel", "weight"])
+    for r in capture.layers:
+        writer.writerows((r.name, r.kind, c, f"{w:.6f}") for c, w in enumerate(r.channel[0].tolist()))
+    return out.getvalue()
+
+
+def sample_mask(sample: dict, preprocess: pretrained.Preprocess) -> np.ndarray | None:
+    """The sample's object mask, resized and cropped exactly like its image."""
+    if not sample or not sample.get("mask"):
+        return None
+    mask = Image.open(ASSETS / sample["mask"]).convert("RGB")
+    return np.asarray(dataclasses.replace(preprocess, interpolation="nearest").view(mask))[..., 0] > 127
+
+
+# ---------- page ----------
+
+st.set_page_config(page_title="Attention Lens", page_icon=":eye:", layout="wide")
 st.title("Attention Lens")
-st.caption("Channel and spatial attention (SE, ECA, CBAM) inside a ResNet.")
+st.caption("What channel attention (SE, ECA) and spatial attention (CBAM) do inside a ResNet, block by block.")
 
-depth = st.sidebar.selectbox("ResNet depth", [18, 34, 50, 101, 152], index=2)
-attention = st.sidebar.selectbox("Attention", ["se", "eca", "cbam"], index=2)
+entries = model_entries()
+with st.sidebar:
+    st.header("Model")
+    names = list(entries) + [OWN_CHECKPOINT]
+    choice = st.selectbox("Model", names, key="model", index=names.index(pretrained.DEFAULT_MODEL)
+                          if pretrained.DEFAULT_MODEL in names else 0,
+                          format_func=lambda n: n if n == OWN_CHECKPOINT else f"{n} ({SOURCE_TAGS[entries[n].source]})")
+    weights_file = None
+    if choice == OWN_CHECKPOINT:
+        weights_file = st.file_uploader("Weights for one of our architectures (.pt, .pth, .safetensors)",
+                                        type=WEIGHT_TYPES, key="weights")
+    else:
+        st.caption(entries[choice].description)
+
+    st.header("Image")
+    source = st.radio("Image source", ["Sample", "Upload", "Camera"], horizontal=True, key="source")
+    data, filename, sample = None, None, None
+    if source == "Sample":
+        titles = [s["title"] for s in SAMPLES]
+        sample = SAMPLES[titles.index(st.selectbox("Sample", titles, key="sample"))]
+        filename = sample["file"]
+        data = (ASSETS / filename).read_bytes()
+    elif source == "Upload":
+        upload = st.file_uploader("Image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="image")
+        if upload is not None:
+            data, filename = upload.getvalue(), upload.name
+    else:
+        shot = st.camera_input("Take a picture", key="camera")
+        if shot is not None:
+            data, filename = shot.getvalue(), "camera.jpg"
+
+    st.header("Display")
+    cmap = st.selectbox("Colormap", COLORMAPS, key="cmap")
+    alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="alpha")
+    stretch = st.toggle("Stretch each map to its own range", value=False, key="stretch",
+                        help="Off: gates on a fixed 0-1 scale (they are absolute). On: per-map contrast.")
+    sort_channels = st.toggle("Sort channels by weight", value=False, key="sort")
+    top_k = st.slider("Top-k channels", 1, 32, 5, key="top_k")
+
+if choice == OWN_CHECKPOINT:
+    if weights_file is None:
+        st.info("Upload a weights file (a state dict of one of our architectures, a timm ResNet, or an "
+                "official ECA-Net / CBAM checkpoint) in the sidebar.")
+        st.stop()
+    checkpoint = weights_file.getvalue()
+    model_key = f"file:{sha(checkpoint)}"
+    try:
+        with st.spinner(f"Reading {weights_file.name} (only tensors are loaded; nothing in it is run)..."):
+            loaded = load_checkpoint(sha(checkpoint), weights_file.name, checkpoint)
+    except (pretrained.CheckpointError, ValueError) as e:
+        st.error(f"Cannot use {weights_file.name}: {e}")
+        st.stop()
+else:
+    model_key = choice
+    try:
+        with st.spinner(f"Loading {choice}" + (" (first use downloads the weights once)..."
+                                               if entries[choice].downloads else "...")):
+            loaded = load_model(choice)
+    except pretrained.ModelUnavailable as e:
+        st.warning(str(e))
+        st.stop()
+    except (pretrained.CheckpointError, ValueError) as e:
+        st.error(f"Cannot load {choice}: {e}")
+        st.stop()
+
+if data is None:
+    st.info("Choose a sample, upload an image, or take a picture in the sidebar.")
+    st.stop()
+
+digest = sha(data)
+try:
+    view, x = model_view(digest, model_key, data, loaded)
+except ImageError as e:
+    st.error(f"Cannot use {filename}: {e}")
+    st.stop()
+
+try:
+    capture = analyse(digest, model_key, None, x, loaded)
+except ValueError as e:                        # e.g. a checkpoint whose model has no attention blocks
+    st.error(f"Cannot show attention for {loaded.name}: {e}")
+    st.stop()
+
+left, right = st.columns([1, 2])
+with left:
+    st.image(view, caption=f"{filename}, as the model sees it ({view.width} x {view.height} after resize and crop)",
+             width="stretch")
+with right:
+    st.subheader("Predictions")
+    st.caption(loaded.description)
+    show_predictions(capture, loaded.labels)
+
+records = capture.layers
+stages = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
+page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"
 
 
-@st.cache_resource
-def parameter_table(depth: int, attention: str) -> list[dict]:
-    plain = sum(p.numel() for p in attention_resnet(depth).parameters())
-    model = attention_resnet(depth, attention)
-    total = sum(p.numel() for p in model.parameters())
-    return [{"model": f"ResNet-{depth}", "parameters": plain},
-            {"model": f"{attention.upper()}-ResNet-{depth}", "parameters": total},
-            {"model": "added by attention", "parameters": total - plain}]
+def pick_block(key: str):
+    c1, c2 = st.columns(2)
+    stage = c1.selectbox("Stage", stages, index=len(stages) - 1, key=f"{key}_stage")
+    in_stage = [r for r in records if r.stage == stage]
+    index = c2.selectbox("Block", range(len(in_stage)), index=len(in_stage) - 1, key=f"{key}_block",
+                         format_func=lambda i: in_stage[i].name)
+    return in_stage[index]
 
 
-st.table(parameter_table(depth, attention))
+if page == "Block":
+    record = pick_block("inspect")
+    shown = spatial_view(record, 0, top_k)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.markdown(f"**Channel weights** of `{record.name}` ({record.kind.upper()}, {record.channels} channels)")
+        st.altair_chart(channel_weights_chart(record.channel[0], sort=sort_channels, top_k=top_k,
+                                              fixed_scale=True), width="stretch")
+    with c2:
+        st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
+                    f"({shown.values.shape[0]} x {shown.values.shape[1]})")
+        st.image(overlay(view, shown.values, cmap=cmap, alpha=alpha, stretch=stretch or not shown.absolute),
+                 width="stretch",
+                 caption="0 (blue) to 1 (red) on a fixed scale" if shown.absolute and not stretch
+                 else "stretched to this map's own range")
+    st.subheader("What this block computes")
+    st.markdown(explain(loaded.model.get_submodule(record.module), record, loaded.model))
+    mask = sample_mask(sample, loaded.preprocess)
+    if mask is not None:
+        score = localisation_score(shown.values, mask)
+        st.metric("Localisation score on the object mask", f"{score:.2f}",
+                  help="Share of the map's mass inside the object mask divided by the mask's share of the "
+                       "image: 1.0 is no better than uniform attention.")
+
+elif page == "Overview":
+    label = spatial_view(records[0], 0, top_k).label
+    st.markdown(f"**All blocks** -- {label}")
+    for stage in stages:
+        row = [r for r in records if r.stage == stage]
+        columns = st.columns(max(len([r for r in records if r.stage == s]) for s in stages))
+        for column, r in zip(columns, row):
+            v = spatial_view(r, 0, top_k)
+            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute),
+                         caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})", width="stretch")
+    st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
+                    width="stretch")
+
+elif page == "Compare":
+    bundled = [n for n, e in entries.items() if e.source == "bundled" and e.attention]
+    chosen = st.multiselect("Models to compare (2 or 3)", list(entries), default=bundled[:3], max_selections=3,
+                            key="compare")
+    compare_stage = st.selectbox("Stage to show", stages, index=len(stages) - 1, key="compare_stage")
+    for column, name in zip(st.columns(max(1, len(chosen))), chosen):
+        with column:
+            st.markdown(f"**{name}**")
+            try:
+                other = load_model(name)
+                other_view, other_x = model_view(digest, name, data, other)
+                other_capture = analyse(digest, name, None, other_x, other)
+            except (pretrained.ModelUnavailable, pretrained.CheckpointError, ValueError) as e:
+                st.warning(str(e))
+                continue
+            show_predictions(other_capture, other.labels, 3)
+            last = [r for r in other_capture.layers if r.stage == compare_stage][-1:]
+            for r in last:
+                v = spatial_view(r, 0, top_k)
+                st.image(overlay(other_view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute),
+                         caption=f"{r.name}: {v.label}", width="stretch")
+
+elif page == "Intervene":
+    record = pick_block("edit")
+    mode = st.radio("Edit", ["gate_off", "zero_top_k"], horizontal=True, key="edit_mode", format_func=lambda m: {
+        "gate_off": "switch this block's attention off (gate = 1)",
+        "zero_top_k": f"zero its top-{top_k} channels"}[m])
+    edited = analyse(digest, model_key, (record.name, mode, top_k), x, loaded)
+    before, after = st.columns(2)
+    with before:
+        st.markdown("**Original**")
+        show_predictions(capture, loaded.labels)
+    with after:
+        st.markdown(f"**With `{record.name}` edited**")
+        show_predictions(edited, loaded.labels)
+    top_class = capture.top_k(1)[0][0]
+    p0, p1 = (float(c.logits[0].softmax(0)[top_class]) for c in (capture, edited))
+    st.metric(f"Probability of '{loaded.labels[top_class]}'", f"{p1:.1%}", f"{(p1 - p0) * 100:+.1f} points")
+
+else:
+    st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")
+    record = pick_block("download")
+    stem = Path(filename).stem
+    shown = spatial_view(record, 0, top_k)
+    c1, c2 = st.columns(2)
+    c1.download_button(f"{record.name} channel weights (PNG)", lambda: figure_png(channel_weights_figure(
+        record.channel[0], sort=sort_channels, top_k=top_k, title=f"{record.name}: channel weights")),
+        file_name=f"{stem}_{record.name}_channels.png", mime="image/png")
+    c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(heatmap_figure(
+        view, shown.values, cmap=cmap, alpha=alpha, stretch=stretch or not shown.absolute,
+        title=f"{record.name}: {shown.label}")), file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
+    c1.download_button("Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
+        view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k)),
+        file_name=f"{stem}_overview.png", mime="image/png")
+    c1.download_button("Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
+        [r.name for r in records], [r.channel[0] for r in records])), file_name=f"{stem}_depth.png", mime="image/png")
+    c2.download_button("All weights and predictions (JSON)", lambda: json.dumps(
+        attention_json(capture, loaded.labels, loaded.name, filename)), file_name=f"{stem}_attention.json",
+        mime="application/json")
+    c2.download_button("All channel weights (CSV)", lambda: weights_csv(capture), file_name=f"{stem}_weights.csv",
+                       mime="text/csv")

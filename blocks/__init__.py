@@ -1,5 +1,5 @@
 """Attention blocks (SE, ECA, CBAM), the attention ResNet they go into, and capture of their gates."""
-from .capture import AttentionRecord, Capture, attention_sites, capture_attention
+from .capture import AttentionRecord, Capture, Intervention, attention_sites, capture_attention
 from .cbam import CBAMBlock, ChannelAttentionConv, ChannelAttentionMLP, SpatialAttention
 from .checks import eca_kernel_size
 from .eca import ECABlock
@@ -9,5 +9,5 @@ from .se import SEBlock
 __all__ = [
     "SEBlock", "ECABlock", "CBAMBlock", "ChannelAttentionMLP", "ChannelAttentionConv",
     "SpatialAttention", "eca_kernel_size", "AttentionOptions", "AttentionResNet", "attention_resnet",
-    "capture_attention", "attention_sites", "Capture", "AttentionRecord",
+    "capture_attention", "attention_sites", "Capture", "AttentionRecord", "Intervention",
 ]

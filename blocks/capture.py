@@ -79,6 +79,18 @@ class Capture:
 
 
 @dataclass(frozen=True)
+class Intervention:
+    """An edit of one block's attention during one capture, for debugging; no other call sees it.
+
+    "gate_off": every gate of the block outputs 1, i.e. the block's attention is switched off.
+    "zero_top_k": the block's output is zeroed on its k highest-weighted channels.
+    The block's own record still shows what its gates computed; everything after it changes."""
+    block: str                     # a record name, e.g. "layer3.1"
+    mode: str = "gate_off"
+    k: int = 5
+
+
+@dataclass(frozen=True)
 class _Site:
     module_name: str
     module: nn.Module
@@ -99,8 +111,9 @@ def attention_sites(model: nn.Module) -> list[_Site]:
     return sites
 
 
-def capture_attention(model: nn.Module, x: torch.Tensor) -> Capture:
-    """Run `model` on `x` ([B, 3, H, W]) once and return its logits and every block's attention."""
+def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervention | None = None) -> Capture:
+    """Run `model` on `x` ([B, 3, H, W]) once and return its logits and every block's attention,
+    optionally with one block's attention edited (`Intervention`)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"x must be a [B, 3, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)}")
     sites = attention_sites(model)
@@ -133,6 +146,8 @@ def capture_attention(model: nn.Module, x: torch.Tensor) -> Capture:
                 handles.append(site.spatial_gate.register_forward_hook(
                     recorder((i, "spatial"), lambda o: o.detach()[:, 0].float())))
             handles.append(site.module.register_forward_hook(recorder((i, "top"), top_maps(i))))
+        if intervention is not None:
+            handles += _register_intervention(intervention, sites, seen, token)
         reset = _active.set(token)
         try:
             with torch.inference_mode():
@@ -146,9 +161,42 @@ def capture_attention(model: nn.Module, x: torch.Tensor) -> Capture:
                    tuple(x.shape[2:]))
 
 
+def _block_name(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[0] if "." in module_name else module_name
+
+
+def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, token) -> list:
+    """Hooks that apply `edit`, registered after the recording hooks so records stay unedited."""
+    if edit.mode not in INTERVENTIONS:
+        raise ValueError(f"unknown intervention {edit.mode!r}; choose one of {', '.join(map(repr, INTERVENTIONS))}")
+    names = [_block_name(s.module_name) for s in sites]
+    if edit.block not in names:
+        raise ValueError(f"no attention block named {edit.block!r}; blocks: {', '.join(names)}")
+    i = names.index(edit.block)
+    site = sites[i]
+
+    def gate_off(module, inputs, output):
+        return torch.ones_like(output) if _active.get() is token else None
+
+    def zero_top_k(module, inputs, output):                 # output: [B, C, h, w]
+        if _active.get() is not token:
+            return None
+        weights = seen[(i, "channel")]
+        keep = torch.ones_like(weights).scatter_(1, weights.topk(min(edit.k, weights.shape[1]), 1).indices, 0)
+        return output * keep[:, :, None, None].to(output.dtype)
+
+    if edit.mode == "gate_off":
+        gates = [g for g in (site.channel_gate, site.spatial_gate) if g is not None]
+        return [g.register_forward_hook(gate_off) for g in gates]
+    return [site.module.register_forward_hook(zero_top_k)]
+
+
+INTERVENTIONS = ("gate_off", "zero_top_k")
+
+
 def _record(i: int, site: _Site, seen: dict) -> AttentionRecord:
     top, maps = seen[(i, "top")]
-    block_name = site.module_name.rsplit(".", 1)[0] if "." in site.module_name else site.module_name
+    block_name = _block_name(site.module_name)
     match = BLOCK_NAME.search(block_name)
     return AttentionRecord(
         name=block_name, module=site.module_name, kind=site.kind,

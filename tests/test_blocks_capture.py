@@ -5,8 +5,9 @@ import threading
 import pytest
 import timm
 import torch
+from torch import nn
 
-from blocks import attention_resnet, capture_attention
+from blocks import Intervention, attention_resnet, capture_attention
 
 
 def gate_hooks(model):
@@ -139,4 +140,55 @@ def test_concurrent_captures_on_one_shared_model_never_mix(tiny_model):
     for t in threads:
         t.join()
     assert failures == []
+    assert all_hooks(tiny_model) == 0
+
+
+def copy_of(model):
+    clone = type(model)(18, model.attention, 10, 8, model.options)
+    clone.load_state_dict(model.state_dict())
+    return clone.eval()
+
+
+def test_gate_off_intervention_equals_removing_the_attention(tiny_model):
+    x = torch.randn(2, 3, 48, 48)
+    edited = capture_attention(tiny_model, x, Intervention("layer2.1", "gate_off"))
+    original = capture_attention(tiny_model, x)
+    reference = copy_of(tiny_model)
+    reference.layer2[1].attn = nn.Identity()
+    with torch.no_grad():
+        torch.testing.assert_close(edited.logits, reference(x))
+    assert not torch.equal(edited.logits, original.logits)
+    torch.testing.assert_close(edited.layer("layer2.1").channel, original.layer("layer2.1").channel)
+    assert all_hooks(tiny_model) == 0
+
+
+class ChannelMask(nn.Module):
+    def __init__(self, keep):
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, y):
+        return y * self.keep[None, :, None, None]
+
+
+def test_zero_top_k_intervention_equals_masking_those_channels(tiny_model):
+    x = torch.randn(1, 3, 48, 48)
+    original = capture_attention(tiny_model, x)
+    edited = capture_attention(tiny_model, x, Intervention("layer3.0", "zero_top_k", k=3))
+    top = original.layer("layer3.0").channel[0].topk(3).indices
+    reference = copy_of(tiny_model)
+    keep = torch.ones(32).index_fill_(0, top, 0)
+    reference.layer3[0].attn = nn.Sequential(reference.layer3[0].attn, ChannelMask(keep))
+    with torch.no_grad():
+        torch.testing.assert_close(edited.logits, reference(x))
+    assert torch.equal(edited.layer("layer3.0").top_channels[0, :3], top)
+    assert all_hooks(tiny_model) == 0
+
+
+def test_bad_interventions(tiny_model):
+    x = torch.randn(1, 3, 48, 48)
+    with pytest.raises(ValueError, match="no attention block named 'layer9.0'; blocks: layer1.0, layer1.1"):
+        capture_attention(tiny_model, x, Intervention("layer9.0"))
+    with pytest.raises(ValueError, match="unknown intervention 'scramble'; choose one of 'gate_off', 'zero_top_k'"):
+        capture_attention(tiny_model, x, Intervention("layer3.0", "scramble"))
     assert all_hooks(tiny_model) == 0

@@ -53,3 +53,44 @@ def channel_depth_figure(names: list[str], weights: list, title: str = "Channel 
     ax.set_ylabel("channel weight")
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_scale: bool = True):
+    """The same chart as `channel_weights_figure`, as an interactive Vega-Lite (Altair) chart for
+    the browser: hover a bar for its channel and weight. Cheap on the server (no rasterising)."""
+    import altair as alt
+    import pandas as pd
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    order = np.argsort(-w, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(w))
+    data = pd.DataFrame({"channel": np.arange(len(w)), "rank": rank, "weight": w,
+                         "top": rank < max(0, top_k)})
+    x_field, x_title = ("rank", "channels sorted by weight (rank)") if sort else ("channel", "channel")
+    scale = alt.Scale(domain=[0, 1.08]) if fixed_scale else alt.Scale(zero=True)
+    x = alt.X(f"{x_field}:Q", title=x_title, scale=alt.Scale(domain=[-0.5, len(w) - 0.5], nice=False))
+    bars = alt.Chart(data).mark_bar(width=max(1.0, 600 / len(w)),
+                                    color="#3b75af").encode(
+        x=x, y=alt.Y("weight:Q", scale=scale, title="weight"),
+        tooltip=["channel:Q", alt.Tooltip("weight:Q", format=".4f"), "rank:Q"])
+    labels = alt.Chart(data[data["top"]]).mark_text(dy=-6, fontSize=9).encode(
+        x=x, y="weight:Q", text="channel:Q")
+    mean = alt.Chart(pd.DataFrame({"mean": [w.mean()]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(
+        y="mean:Q", tooltip=[alt.Tooltip("mean:Q", format=".4f")])
+    return (bars + labels + mean).properties(height=220, title=f"{len(w)} channel weights (mean {w.mean():.3f})")
+
+
+def channel_depth_chart(names: list[str], weights: list):
+    """`channel_depth_figure` as a Vega-Lite chart built from five quantiles per block."""
+    import altair as alt
+    import pandas as pd
+    q = np.array([np.percentile(np.asarray(w, dtype=np.float64).ravel(), [5, 25, 50, 75, 95]) for w in weights])
+    data = pd.DataFrame({"block": names, "p5": q[:, 0], "p25": q[:, 1], "median": q[:, 2], "p75": q[:, 3],
+                         "p95": q[:, 4]})
+    x = alt.X("block:N", sort=names, title=None)
+    y = alt.Scale(domain=[0, 1])
+    whisker = alt.Chart(data).mark_rule().encode(x=x, y=alt.Y("p5:Q", scale=y, title="channel weight"), y2="p95:Q")
+    box = alt.Chart(data).mark_bar(size=14, color="#9ecae1").encode(x=x, y="p25:Q", y2="p75:Q",
+                                                                     tooltip=list(data.columns))
+    median = alt.Chart(data).mark_tick(color="#d62728", size=14, thickness=2).encode(x=x, y="median:Q")
+    return (whisker + box + median).properties(height=260, title="Channel weights by depth (5/25/50/75/95%)")

@@ -1,0 +1,334 @@
+"""The Streamlit app driven the way a person uses it (AppTest): flows, bad input, isolation."""
+import io
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import blocks
+import pretrained
+from blocks import Intervention, capture_attention
+from pretrained import imagenet
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+TIMEOUT = 180
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> AppTest:
+    if at.radio(key="source").value != "Upload":
+        at.radio(key="source").set_value("Upload").run()
+    at.file_uploader(key="image").set_value((name, data, mime))
+    return at.run()
+
+
+def png(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def shown_predictions(at: AppTest, index: int = 0) -> list[tuple[str, float]]:
+    table = at.dataframe[index].value
+    return list(zip(table["class"], table["probability"]))
+
+
+def expected_predictions(name: str, data: bytes, k: int = 5, edit=None) -> list[tuple[str, float]]:
+    from viz.decode import decode_image
+    loaded = pretrained.load(name)
+    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None], edit)
+    return [(loaded.labels[c], p) for c, p in capture.top_k(k)]
+
+
+def assert_same_predictions(shown, expected):
+    assert [c for c, _ in shown] == [c for c, _ in expected]
+    np.testing.assert_allclose([p for _, p in shown], [p for _, p in expected], atol=1e-6)
+
+
+def assert_clean(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_default_page_needs_no_action():
+    at = app()
+    assert_clean(at)
+    assert at.selectbox(key="model").value == pretrained.DEFAULT_MODEL == "cbam-resnet18-shapes"
+    first = json.loads((ASSETS / "samples.json").read_text())[0]
+    assert at.selectbox(key="sample").value == first["title"]
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL,
+                                                                      (ASSETS / first["file"]).read_bytes()))
+    assert at.get("vega_lite_chart"), "the channel-weight chart is missing"
+    assert len(at.get("image")) == 2                  # the model's view and the spatial map
+    assert any("What this block computes" == h.value for h in at.subheader)
+    assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
+    assert at.metric[0].label == "Localisation score on the object mask" and float(at.metric[0].value) > 0
+
+
+def test_upload_then_inspect_another_block():
+    data = (ASSETS / "shapes-star.png").read_bytes()
+    at = upload(app(), "star.png", data, "image/png")
+    assert_clean(at)
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
+    at.selectbox(key="inspect_stage").set_value(1).run()
+    at.selectbox(key="inspect_block").set_value(0).run()
+    assert_clean(at)
+    assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
+
+
+def test_every_sample_and_model_switch():
+    at = app()
+    samples = json.loads((ASSETS / "samples.json").read_text())
+    for sample in samples:
+        at.selectbox(key="sample").set_value(sample["title"]).run()
+        assert_clean(at)
+        assert len(at.dataframe[0].value) == 5
+    bundled = [e.name for e in pretrained.available() if e.source == "bundled"]
+    for name in bundled:
+        at.selectbox(key="model").set_value(name).run()
+        assert_clean(at)
+        data = (ASSETS / samples[-1]["file"]).read_bytes()
+        assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
+
+
+def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
+    calls = []
+    original = blocks.capture_attention
+    monkeypatch.setattr(blocks, "capture_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    st.cache_resource.clear()
+    at = app()
+    assert_clean(at)
+    assert len(calls) == 1
+    at.selectbox(key="cmap").set_value("viridis").run()
+    at.slider(key="alpha").set_value(0.8).run()
+    at.toggle(key="stretch").set_value(True).run()
+    at.toggle(key="sort").set_value(True).run()
+    at.slider(key="top_k").set_value(12).run()
+    at.selectbox(key="inspect_stage").set_value(2).run()
+    at.segmented_control(key="view").set_value("Overview").run()
+    assert_clean(at)
+    assert len(calls) == 1
+    assert len(at.get("image")) == 1 + 8              # the model's view + one overlay per block
+
+
+def test_compare_three_models_side_by_side():
+    at = app()
+    at.segmented_control(key="view").set_value("Compare").run()
+    assert_clean(at)
+    chosen = at.multiselect(key="compare").value
+    assert len(chosen) == min(3, len([e for e in pretrained.available() if e.source == "bundled" and e.attention]))
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    for i, name in enumerate(chosen):
+        assert_same_predictions(shown_predictions(at, 1 + i), expected_predictions(name, data, k=3))
+
+
+@pytest.mark.parametrize("mode", ["gate_off", "zero_top_k"])
+def test_intervene_shows_original_and_edited(mode):
+    at = app()
+    at.segmented_control(key="view").set_value("Intervene").run()
+    at.radio(key="edit_mode").set_value(mode).run()
+    assert_clean(at)
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    name = pretrained.DEFAULT_MODEL
+    assert_same_predictions(shown_predictions(at, 1), expected_predictions(name, data))
+    assert_same_predictions(shown_predictions(at, 2), expected_predictions(name, data, edit=Intervention("layer4.1", mode, 5)))
+    assert at.metric[0].label.startswith("Probability of '")
+
+
+def test_downloads_view_offers_every_figure_and_the_weights():
+    at = app()
+    at.segmented_control(key="view").set_value("Downloads").run()
+    assert_clean(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["layer4.1 channel weights (PNG)", "layer4.1 spatial map (PNG)", "Overview of all blocks (PNG)",
+                      "Channel weights by depth (PNG)", "All weights and predictions (JSON)",
+                      "All channel weights (CSV)"]
+
+
+def cmyk_jpeg():
+    return png(Image.new("CMYK", (64, 48), (0, 200, 200, 0)), "JPEG")
+
+
+def exif_rotated():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return png(Image.new("RGB", (80, 40), (200, 10, 10)), "JPEG", exif=exif)
+
+
+def animated_gif():
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 0, 255))]
+    return png(frames[0], "GIF", save_all=True, append_images=frames[1:])
+
+
+def palette_png():
+    image = Image.new("P", (30, 30), 1)
+    image.putpalette([0, 0, 0, 250, 120, 0] + [0] * 762)
+    return png(image, transparency=0)
+
+
+def bomb_png():
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+GOOD_ODD_IMAGES = {
+    "cmyk.jpg": cmyk_jpeg,
+    "sixteen.png": lambda: png(Image.fromarray(np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64))),
+    "palette.png": palette_png,
+    "rgba.png": lambda: png(Image.new("RGBA", (50, 50), (0, 128, 0, 100))),
+    "gray.png": lambda: png(Image.new("L", (50, 70), 90)),
+    "rotated.jpg": exif_rotated,
+    "animated.gif": animated_gif,
+    "one.png": lambda: png(Image.new("RGB", (1, 1), (9, 99, 199))),
+    "strip.png": lambda: png(Image.new("RGB", (1, 5000), (9, 99, 199))),
+}
+
+
+def test_odd_but_valid_images_are_handled():
+    at = app()
+    for name, make in GOOD_ODD_IMAGES.items():
+        data = make()
+        upload(at, name, data)
+        assert_clean(at)
+        assert not at.error, (name, [e.value for e in at.error])
+        assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
+
+
+BAD_IMAGES = {
+    "corrupt.png": (bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8)),
+                    "Cannot use corrupt.png: not an image in a supported format (JPEG, PNG, WEBP, BMP, GIF, TIFF)"),
+    "notes.jpg": (b"just some text\n" * 40, "Cannot use notes.jpg: not an image in a supported format"),
+    "empty.png": (b"", "Cannot use empty.png: the file is empty"),
+    "bomb.png": (bomb_png(), "Cannot use bomb.png: the image is larger than the 50 MP limit -- please downscale it"),
+    "truncated.jpg": (png(Image.new("RGB", (200, 200), (1, 2, 3)), "JPEG")[:300],
+                      "Cannot use truncated.jpg: the image file is damaged or truncated"),
+}
+
+
+def test_bad_images_get_one_clear_error_and_the_next_upload_works():
+    at = app()
+    good = (ASSETS / "shapes-ring.png").read_bytes()
+    for name, (data, message) in BAD_IMAGES.items():
+        upload(at, name, data)
+        assert_clean(at)
+        assert len(at.error) == 1 and at.error[0].value.startswith(message), (name, [e.value for e in at.error])
+        assert not at.dataframe
+        upload(at, "ring.png", good, "image/png")
+        assert_clean(at)
+        assert not at.error
+        assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, good))
+
+
+def own_checkpoint(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.selectbox(key="model").set_value("Your own checkpoint...").run()
+    at.file_uploader(key="weights").set_value((name, data, "application/octet-stream"))
+    return at.run()
+
+
+def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
+    from blocks import attention_resnet
+    torch.manual_seed(3)
+    model = attention_resnet(18, "se", num_classes=4, width=8, ratio=2).eval()
+    buf = io.BytesIO()
+    torch.save({"state_dict": model.state_dict()}, buf)
+    at = own_checkpoint(app(), "mine.pth", buf.getvalue())
+    assert_clean(at)
+    assert not at.error
+    assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
+    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    buf = io.BytesIO()
+    torch.save({"state_dict": Evil()}, buf)
+    own_checkpoint(at, "evil.pt", buf.getvalue())
+    assert_clean(at)
+    assert at.error[0].value.startswith("Cannot use evil.pt: refused: this file is not a plain weights file")
+    assert not marker.exists()
+
+    bad = {k: v for k, v in model.state_dict().items() if k != "fc.bias"}
+    bad["layer1.0.attn.fc1.weight"] = torch.zeros(3, 7)
+    buf = io.BytesIO()
+    torch.save(bad, buf)
+    own_checkpoint(at, "wrong.pt", buf.getvalue())
+    assert_clean(at)
+    assert at.error[0].value.startswith("Cannot use wrong.pt: ")
+
+    at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
+    assert_clean(at)
+    assert not at.error and len(at.dataframe[0].value) == 5
+
+
+def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.setenv("ATTENTION_LENS_HOME", str(tmp_path))
+    monkeypatch.setattr(imagenet, "cached_file", lambda cfg: None)
+    monkeypatch.setattr(imagenet, "download_host", lambda cfg: "127.0.0.1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(imagenet, "HTTPS_PORT", port)
+    at = app()
+    at.selectbox(key="model").set_value("ecaresnet50d.miil_in1k").run()
+    assert_clean(at)
+    assert at.warning[0].value.startswith("ecaresnet50d.miil_in1k needs a one-time download of its ImageNet weights")
+    at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
+    assert not at.warning and len(at.dataframe[0].value) == 5
+
+
+def test_eight_concurrent_sessions_never_see_each_others_results(monkeypatch):
+    """Eight browser sessions upload eight different images at once through one shared cached
+    model; each must show exactly its own image's predictions."""
+    # A real server compiles app.py once (one shared script cache); each AppTest has its own, and
+    # CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch"), so
+    # the harness serialises that compile step -- the app's own work still runs concurrently.
+    from streamlit.runtime.scriptrunner import magic
+    lock, add_magic = threading.Lock(), magic.add_magic
+
+    def add_magic_serialised(*args, **kwargs):
+        with lock:
+            return add_magic(*args, **kwargs)
+    monkeypatch.setattr(magic, "add_magic", add_magic_serialised)
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(8):
+        pixels = (rng.random((96 + 8 * i, 128, 3)) * 255).astype(np.uint8)
+        images.append(png(Image.fromarray(pixels)))
+    warm = app()                                      # load the shared model once
+    assert_clean(warm)
+    results, errors = {}, []
+
+    def session(i):
+        try:
+            at = upload(app(), f"image{i}.png", images[i], "image/png")
+            results[i] = (shown_predictions(at), [e.value for e in at.error], list(at.exception))
+        except Exception as e:                        # reported below with its session number
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i in range(8):
+        shown, errs, exceptions = results[i]
+        assert errs == [] and exceptions == []
+        assert_same_predictions(shown, expected_predictions(pretrained.DEFAULT_MODEL, images[i]))

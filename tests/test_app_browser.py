@@ -1,0 +1,231 @@
+"""The app in a real browser: upload an image through the file chooser and inspect its attention.
+
+Starts `streamlit run app.py` on a free local port and drives Debian's Chromium with Playwright, the
+way a person would: pick "Upload" in the sidebar, choose a file, wait for the rerun, look at the page.
+Skipped only where /usr/bin/chromium is missing (CI installs it).
+"""
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT_COPY = ROOT / "out" / "browser" / "upload_and_inspect.png"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's "
+                                "chromium (apt-get install chromium) to run the browser test")
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 90          # until /_stcore/health answers
+FIRST_RENDER_MS = 120_000    # first page: imports torch, loads the bundled model (slow on a busy 2-core box)
+RERUN_MS = 60_000            # a rerun after an upload
+POLL_S = 0.25
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log = open(log_path, "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def server_log() -> str:
+        log.flush()
+        return log_path.read_text(errors="replace")[-4000:]
+
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"streamlit exited with code {server.returncode}:\n{server_log()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer /_stcore/health within {SERVER_START_S} s:\n{server_log()}")
+            time.sleep(POLL_S)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright     # requirements-dev.txt: a missing package fails
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def picture(path: Path) -> Path:
+    """A 200 x 150 photo-like PNG: a bright filled circle on a dark, noisy, striped background."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:150, 0:200]
+    base = 30 + 15 * np.sin((xx + yy) / 9.0)[..., None] + rng.normal(0, 8, (150, 200, 3))
+    base *= np.array([0.8, 0.9, 1.2])
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.7))
+    ImageDraw.Draw(image).ellipse((70, 35, 150, 115), fill=(250, 220, 40), outline=(255, 255, 200), width=3)
+    image.save(path)
+    return path
+
+
+def wait_idle(page, timeout_ms: int = RERUN_MS) -> None:
+    """Until Streamlit has finished running the script: no status widget ("Running..."), no stale
+    elements, several polls in a row."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    calm = 0
+    while calm < 3:
+        busy = page.evaluate("""() => !!document.querySelector('[data-testid="stStatusWidget"]')
+                                     || !!document.querySelector('[data-stale="true"]')""")
+        calm = 0 if busy else calm + 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Streamlit still running after {timeout_ms / 1000:.0f} s")
+        page.wait_for_timeout(POLL_S * 1000)
+
+
+def choose_file(page, path: Path) -> None:
+    """Through the real file chooser, as a person would: click the sidebar uploader's button. Streamlit
+    calls it "Browse files" up to 1.4x, "Upload" later, and "Add files" once a file is there (in a
+    single-file uploader the new file then replaces the old one)."""
+    from playwright.sync_api import expect
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]')
+    button = uploader.get_by_role("button", name=re.compile(r"^(Browse files|Upload|Add files)$"))
+    expect(button).to_have_count(1, timeout=RERUN_MS)
+    with page.expect_file_chooser(timeout=RERUN_MS) as chooser:
+        button.click()
+    assert not chooser.value.is_multiple(), "the image uploader should take one file"
+    chooser.value.set_files(str(path))
+    chip = uploader.locator('[data-testid="stFileChipName"], [data-testid="stFileUploaderFileName"]')
+    expect(chip).to_have_text([path.name], timeout=RERUN_MS)      # exactly one file: the new one
+
+
+def assert_no_errors(page) -> None:
+    from playwright.sync_api import expect
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+
+
+def assert_inspected(page, name: str) -> None:
+    """What a person sees after analysing `name`: the model input, predictions, heatmap, channel chart."""
+    from playwright.sync_api import expect
+    main = page.locator('[data-testid="stMain"]')
+    caption = main.locator('[data-testid="stImageCaption"]', has_text=f"{name}, as the model sees it")
+    expect(caption).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+    expect(caption).to_have_count(1)
+    expect(main.get_by_role("heading", name="Predictions")).to_be_visible()
+    table = main.locator('[data-testid="stDataFrame"]')
+    expect(table).to_have_count(1)
+    expect(table.locator("canvas, table").first).to_be_attached()
+    images = main.locator('[data-testid="stImage"] img')
+    expect(images.nth(1)).to_be_visible(timeout=RERUN_MS)          # model input + heatmap overlay
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-testid="stMain"] [data-testid="stImage"] img')).map(i => [i.complete, i.naturalWidth])""")
+    assert len(sizes) >= 2 and all(done and width > 0 for done, width in sizes), sizes
+    chart = main.locator('[data-testid="stVegaLiteChart"]')
+    expect(chart.locator("canvas, svg").first).to_be_visible(timeout=RERUN_MS)
+    assert_no_errors(page)
+
+
+def full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, not the document: grow the viewport to the
+    content's height so the screenshot holds the whole page, then put it back."""
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(...['stMain', 'stAppViewContainer', 'stSidebarContent'].map(
+        id => document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))""")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 8000))})
+    try:
+        wait_idle(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
+def test_upload_and_inspect(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    good = picture(tmp_path / "upload_test.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(random.Random(0).randbytes(4096))
+
+    # The default page: the bundled model on a sample image.
+    page.goto(app_url, timeout=FIRST_RENDER_MS)
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_role("heading", name="Predictions")).to_be_visible(timeout=FIRST_RENDER_MS)
+    expect(main.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=FIRST_RENDER_MS)
+    wait_idle(page, FIRST_RENDER_MS)
+    assert_no_errors(page)
+
+    # Sidebar: Image source -> Upload, then the uploader appears and the main area asks for an image.
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stRadio"]', has_text="Image source").get_by_text("Upload", exact=True).click()
+    expect(sidebar.locator('[data-testid="stFileUploader"]')).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+
+    choose_file(page, good)
+    assert_inspected(page, "upload_test.png")
+
+    shot = tmp_path / "upload_and_inspect.png"
+    full_page_screenshot(page, shot)
+    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, SCREENSHOT_COPY)
+    print(f"screenshot: {shot} (copy: {SCREENSHOT_COPY})")
+
+    # A corrupt file replaces it: the app says what is wrong, no traceback.
+    choose_file(page, broken)
+    alert = main.locator('[data-testid="stAlertContentError"]')
+    expect(alert).to_contain_text("Cannot use broken.png: not an image in a supported format", timeout=RERUN_MS)
+    wait_idle(page)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    expect(main.locator('[data-testid="stDataFrame"]')).to_have_count(0)
+
+    # The good image again: the session still works.
+    choose_file(page, good)
+    expect(alert).to_have_count(0, timeout=RERUN_MS)
+    assert_inspected(page, "upload_test.png")
+    assert os.path.getsize(shot) > 10_000

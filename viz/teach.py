@@ -1,0 +1,62 @@
+"""What a block computes, in words and numbers read from the actual module (for the Teach panel)."""
+import math
+
+from torch import nn
+
+
+def _first(module: nn.Module, kind, where=lambda m: True):
+    return next((m for m in module.modules() if isinstance(m, kind) and where(m)), None)
+
+
+def _hidden(module: nn.Module) -> int:
+    fc1 = _first(module, (nn.Linear, nn.Conv2d), lambda m: getattr(m, "in_channels", 0) != 2)
+    return fc1.out_features if isinstance(fc1, nn.Linear) else fc1.out_channels
+
+
+def _eca_line(channels: int, k: int) -> str:
+    value = (math.log2(channels) + 1) / 2
+    return (f"1-D convolution across channels with kernel k = {k} (ECA-Net Eq. 12 with gamma = 2, b = 1 "
+            f"gives |(log2 {channels} + 1) / 2|odd = |{value:.2f}|odd = {_odd(value)}"
+            f"{'' if _odd(value) == k else '; this model fixes k per stage'}), no bias")
+
+
+def _odd(value: float) -> int:
+    t = int(abs(value))
+    return t if t % 2 else t + 1
+
+
+def explain(module: nn.Module, record, model: nn.Module | None = None) -> str:
+    """Markdown: the block's formula with its real sizes, and its parameter count."""
+    c = record.channels
+    h, w = record.feature_size
+    params = sum(p.numel() for p in module.parameters())
+    share = ""
+    if model is not None:
+        total = sum(p.numel() for p in model.parameters())
+        share = f" ({params / total:.3%} of the model's {total:,})"
+    lines = [f"**{record.name}** -- {record.kind.upper()} on a feature map of {c} channels x {h} x {w}",
+             f"- parameters of this attention block: **{params:,}**{share}"]
+    if record.kind == "se":
+        r = _hidden(module)
+        lines += ["- SE (Hu et al., CVPR 2018): squeeze by global average pooling -> FC "
+                  f"{c} -> {r} -> ReLU -> FC {r} -> {c} -> sigmoid -> scale each channel",
+                  f"- reduction ratio r = {c} / {r} = {c // r}",
+                  "- `w = sigmoid(W2 relu(W1 avgpool(x)))`, `y = w * x` (one weight per channel)"]
+    elif record.kind == "eca":
+        conv = _first(module, nn.Conv1d)
+        lines += ["- ECA (Wang et al., CVPR 2020): global average pooling -> " + _eca_line(c, conv.kernel_size[0])
+                  + " -> sigmoid -> scale", "- `w = sigmoid(conv1d_k(avgpool(x)))`, `y = w * x` -- "
+                  "no dimensionality reduction, each channel looks at its k neighbours"]
+    else:
+        spatial = _first(module, nn.Conv2d, lambda m: m.in_channels == 2)
+        conv1d = _first(module, nn.Conv1d)
+        channel = (_eca_line(c, conv1d.kernel_size[0]) if conv1d is not None else
+                   f"shared MLP {c} -> {_hidden(module)} -> {c} (r = {c // _hidden(module)})")
+        bn = " -> BatchNorm" if _first(module, nn.BatchNorm2d) is not None else ""
+        lines += ["- CBAM (Woo et al., ECCV 2018), channel then spatial attention:",
+                  f"  - channel: avg- and max-pooled descriptors through a {channel}, summed -> sigmoid -> "
+                  "scale each channel: `Mc = sigmoid(MLP(avgpool x) + MLP(maxpool x))`",
+                  f"  - spatial: [max over channels, mean over channels] (2 x {h} x {w}) -> "
+                  f"{spatial.kernel_size[0]}x{spatial.kernel_size[0]} conv{bn} -> sigmoid -> scale each "
+                  f"position: `Ms = sigmoid(conv([max_c; mean_c]))`, one weight per pixel of the {h} x {w} map"]
+    return "\n".join(lines)
