@@ -17,8 +17,8 @@ from PIL import Image
 import pretrained
 from blocks import Capture, Intervention, capture_attention
 from blocks.localisation import localisation_score
-from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
-                 spatial_grid_figure, spatial_view)
+from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure,
+                 overlay, spatial_grid_figure, spatial_view)
 from viz.channels import channel_depth_chart, channel_weights_chart
 from viz.decode import ImageError, decode_image
 from viz.report import attention_json
@@ -89,6 +89,16 @@ def weights_csv(capture: Capture) -> str:
     return out.getvalue()
 
 
+def show_overlay(image: Image.Image, shown, caption: str = "") -> None:
+    """A map over the image, with its colour scale and what the scale means."""
+    fixed = shown.absolute and not stretch
+    lo, hi = (0.0, 1.0) if fixed else (float(shown.values.min()), float(shown.values.max()))
+    st.image(overlay(image, shown.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells), width="stretch",
+             caption=caption or None)
+    st.image(colorbar_strip(cmap), width="stretch",
+             caption=f"{lo:.2f} to {hi:.2f}: " + ("gate value, fixed scale" if fixed else "stretched to this map's range"))
+
+
 def sample_mask(sample: dict, preprocess: pretrained.Preprocess) -> np.ndarray | None:
     """The sample's object mask, resized and cropped exactly like its image."""
     if not sample or not sample.get("mask"):
@@ -114,11 +124,9 @@ with st.sidebar:
     if choice == OWN_CHECKPOINT:
         weights_file = st.file_uploader("Weights for one of our architectures (.pt, .pth, .safetensors)",
                                         type=WEIGHT_TYPES, key="weights")
-    else:
-        st.caption(entries[choice].description)
 
     st.header("Image")
-    source = st.radio("Image source", ["Sample", "Upload", "Camera"], horizontal=True, key="source")
+    source = st.radio("Image source", ["Sample", "Upload", "Camera"], key="source")
     data, filename, sample = None, None, None
     if source == "Sample":
         titles = [s["title"] for s in SAMPLES]
@@ -139,6 +147,8 @@ with st.sidebar:
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="alpha")
     stretch = st.toggle("Stretch each map to its own range", value=False, key="stretch",
                         help="Off: gates on a fixed 0-1 scale (they are absolute). On: per-map contrast.")
+    cells = st.toggle("Show feature-map cells", value=False, key="cells",
+                      help="Off: bilinear upsampling onto the image. On: one flat colour per cell of the map.")
     sort_channels = st.toggle("Sort channels by weight", value=False, key="sort")
     top_k = st.slider("Top-k channels", 1, 32, 5, key="top_k")
 
@@ -211,7 +221,7 @@ def pick_block(key: str):
 if page == "Block":
     record = pick_block("inspect")
     shown = spatial_view(record, 0, top_k)
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns([1, 1])
     with c1:
         st.markdown(f"**Channel weights** of `{record.name}` ({record.kind.upper()}, {record.channels} channels)")
         st.altair_chart(channel_weights_chart(record.channel[0], sort=sort_channels, top_k=top_k,
@@ -219,10 +229,7 @@ if page == "Block":
     with c2:
         st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
                     f"({shown.values.shape[0]} x {shown.values.shape[1]})")
-        st.image(overlay(view, shown.values, cmap=cmap, alpha=alpha, stretch=stretch or not shown.absolute),
-                 width="stretch",
-                 caption="0 (blue) to 1 (red) on a fixed scale" if shown.absolute and not stretch
-                 else "stretched to this map's own range")
+        show_overlay(view, shown)
     st.subheader("What this block computes")
     st.markdown(explain(loaded.model.get_submodule(record.module), record, loaded.model))
     mask = sample_mask(sample, loaded.preprocess)
@@ -240,7 +247,7 @@ elif page == "Overview":
         columns = st.columns(max(len([r for r in records if r.stage == s]) for s in stages))
         for column, r in zip(columns, row):
             v = spatial_view(r, 0, top_k)
-            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute),
+            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute, cells=cells),
                          caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})", width="stretch")
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
@@ -264,8 +271,7 @@ elif page == "Compare":
             last = [r for r in other_capture.layers if r.stage == compare_stage][-1:]
             for r in last:
                 v = spatial_view(r, 0, top_k)
-                st.image(overlay(other_view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute),
-                         caption=f"{r.name}: {v.label}", width="stretch")
+                show_overlay(other_view, v, caption=f"{r.name}: {v.label}")
 
 elif page == "Intervene":
     record = pick_block("edit")

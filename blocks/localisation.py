@@ -9,10 +9,13 @@ import torch
 import torch.nn.functional as F
 
 
-def upsample(attention_map, size: tuple[int, int]) -> np.ndarray:
+def upsample(attention_map, size: tuple[int, int], cells: bool = False) -> np.ndarray:
     """[h, w] map -> [H, W] by bilinear interpolation with align_corners=False: feature cell
-    (i, j) covers input pixels [i*H/h, (i+1)*H/h), the grid the convolutions downsampled."""
+    (i, j) covers input pixels [i*H/h, (i+1)*H/h), the grid the convolutions downsampled.
+    `cells=True` repeats each cell instead (nearest), which shows the map's true resolution."""
     m = torch.as_tensor(np.asarray(attention_map, dtype=np.float32))[None, None]
+    if cells:
+        return F.interpolate(m, size=size, mode="nearest")[0, 0].numpy()
     return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 

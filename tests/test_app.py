@@ -68,7 +68,7 @@ def test_default_page_needs_no_action():
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL,
                                                                       (ASSETS / first["file"]).read_bytes()))
     assert at.get("vega_lite_chart"), "the channel-weight chart is missing"
-    assert len(at.get("image")) == 2                  # the model's view and the spatial map
+    assert len(at.get("image")) == 3                  # the model view, the spatial map, its colour scale
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
     assert at.metric[0].label == "Localisation score on the object mask" and float(at.metric[0].value) > 0

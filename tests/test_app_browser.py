@@ -130,8 +130,8 @@ def wait_idle(page, timeout_ms: int = RERUN_MS) -> None:
 
 def choose_file(page, path: Path) -> None:
     """Through the real file chooser, as a person would: click the sidebar uploader's button. Streamlit
-    calls it "Browse files" up to 1.4x, "Upload" later, and "Add files" once a file is there (in a
-    single-file uploader the new file then replaces the old one)."""
+    calls it "Upload" ("Browse files" in older releases), and "Add files" once a file is there: in a
+    single-file uploader the chosen file then replaces the old one, which the chip check below confirms."""
     from playwright.sync_api import expect
     uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]')
     button = uploader.get_by_role("button", name=re.compile(r"^(Browse files|Upload|Add files)$"))
@@ -201,11 +201,13 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     wait_idle(page, FIRST_RENDER_MS)
     assert_no_errors(page)
 
-    # Sidebar: Image source -> Upload, then the uploader appears and the main area asks for an image.
+    # Sidebar: Image source -> Upload, then the uploader appears and the main area waits for an image.
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.locator('[data-testid="stRadio"]', has_text="Image source").get_by_text("Upload", exact=True).click()
     expect(sidebar.locator('[data-testid="stFileUploader"]')).to_be_visible(timeout=RERUN_MS)
     wait_idle(page)
+    expect(main.get_by_role("heading", name="Predictions")).to_have_count(0)
+    assert_no_errors(page)
 
     choose_file(page, good)
     assert_inspected(page, "upload_test.png")

@@ -73,11 +73,11 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
                                     color="#3b75af").encode(
         x=x, y=alt.Y("weight:Q", scale=scale, title="weight"),
         tooltip=["channel:Q", alt.Tooltip("weight:Q", format=".4f"), "rank:Q"])
-    labels = alt.Chart(data[data["top"]]).mark_text(dy=-6, fontSize=9).encode(
+    labels = alt.Chart(data[data["top"]]).mark_text(dy=-7, fontSize=11).encode(
         x=x, y="weight:Q", text="channel:Q")
     mean = alt.Chart(pd.DataFrame({"mean": [w.mean()]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(
         y="mean:Q", tooltip=[alt.Tooltip("mean:Q", format=".4f")])
-    return (bars + labels + mean).properties(height=220, title=f"{len(w)} channel weights (mean {w.mean():.3f})")
+    return (bars + labels + mean).properties(height=320, title=f"{len(w)} channel weights (mean {w.mean():.3f})")
 
 
 def channel_depth_chart(names: list[str], weights: list):

@@ -21,15 +21,22 @@ def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:
 
 
 def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
-            stretch: bool = False) -> Image.Image:
-    """The image with the upsampled map blended on top, colour-mapped over `display_range`."""
+            stretch: bool = False, cells: bool = False) -> Image.Image:
+    """The image with the upsampled map blended on top, colour-mapped over `display_range`
+    (`cells`: one flat colour per feature-map cell instead of bilinear smoothing)."""
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    values = upsample(attention_map, rgb.shape[:2])
+    values = upsample(attention_map, rgb.shape[:2], cells)
     lo, hi = display_range(values, stretch)
     colours = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1))[..., :3] * 255
     return Image.fromarray(((1 - alpha) * rgb + alpha * colours).round().astype(np.uint8))
+
+
+def colorbar_strip(cmap: str, width: int = 256, height: int = 14) -> Image.Image:
+    """A horizontal colour scale, low on the left, for captions under an overlay."""
+    ramp = matplotlib.colormaps[cmap](np.linspace(0, 1, width))[None, :, :3] * 255
+    return Image.fromarray(np.repeat(ramp, height, 0).round().astype(np.uint8))
 
 
 def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,

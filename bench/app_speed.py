@@ -1,0 +1,83 @@
+"""Page times of the app with a CBAM-ResNet-50 at 224 px, as ratios to one bare forward pass.
+
+    python -m bench.app_speed [--runs 10]
+
+Drives app.py through Streamlit's AppTest (the server-side script run that builds the page, no
+browser), with the model uploaded as the user's own checkpoint (random weights, ImageNet
+layout). Interleaved per round: a bare forward pass; an upload of a new image to the finished
+page; a display-control change (colormap) to the finished page. Prints ratios of medians.
+Targets (issue #5): upload -> page <= 4x; control change -> page <= 1.5x.
+"""
+import argparse
+import io
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save
+from streamlit.testing.v1 import AppTest
+
+from blocks import attention_resnet
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def png(seed: int) -> bytes:
+    pixels = (np.random.default_rng(seed).random((300, 400, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = attention_resnet(50, "cbam").eval()
+    x = torch.randn(1, 3, 224, 224)
+
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.selectbox(key="model").set_value("Your own checkpoint...").run()
+    at.file_uploader(key="weights").set_value(("cbam_resnet50.safetensors", save(model.state_dict()),
+                                               "application/octet-stream"))
+    at.radio(key="source").set_value("Upload").run()
+    at.file_uploader(key="image").set_value(("warmup.png", png(10_000), "image/png"))
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+
+    def forward():
+        with torch.inference_mode():
+            model(x)
+
+    def upload(i):
+        at.file_uploader(key="image").set_value((f"image{i}.png", png(i), "image/png"))
+        at.run()
+
+    def control(i):
+        at.selectbox(key="cmap").set_value("viridis" if i % 2 else "jet").run()
+
+    times = {"forward": [], "upload": [], "control": []}
+    for i in range(args.runs):
+        times["forward"].append(timed(forward))
+        times["upload"].append(timed(lambda: upload(i)))
+        times["control"].append(timed(lambda: control(i)))
+        assert not at.exception and not at.error
+    t = {k: statistics.median(v) for k, v in times.items()}
+    print(f"CBAM-ResNet-50, 224 px, {torch.get_num_threads()} threads, medians of {args.runs} interleaved rounds: "
+          f"forward {t['forward'] * 1e3:.0f} ms")
+    print(f"  upload -> finished page  = {t['upload'] / t['forward']:.2f}x a forward pass (target <= 4)")
+    print(f"  control change -> page   = {t['control'] / t['forward']:.2f}x a forward pass (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
