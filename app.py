@@ -47,7 +47,7 @@ def load_model(name: str) -> pretrained.LoadedModel:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def load_checkpoint(digest: str, filename: str, _data: bytes) -> pretrained.LoadedModel:
+def load_checkpoint(model_key: str, filename: str, _data: bytes) -> pretrained.LoadedModel:
     return pretrained.load(_data, name=filename)
 
 
@@ -61,7 +61,7 @@ def model_view(digest: str, model_key: str, _data: bytes, _loaded: pretrained.Lo
 @st.cache_resource(show_spinner=False, max_entries=64)
 def analyse(digest: str, model_key: str, edit: tuple | None, _x, _loaded) -> Capture:
     """One forward pass per (image, model, intervention), whatever the display controls say."""
-    return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None)
+    return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None, require_attention=False)
 
 
 # ---------- helpers (no tensor maths) ----------
@@ -161,7 +161,7 @@ if choice == OWN_CHECKPOINT:
     model_key = f"file:{sha(checkpoint)}"
     try:
         with st.spinner(f"Reading {weights_file.name} (only tensors are loaded; nothing in it is run)..."):
-            loaded = load_checkpoint(sha(checkpoint), weights_file.name, checkpoint)
+            loaded = load_checkpoint(model_key, weights_file.name, checkpoint)
     except (pretrained.CheckpointError, ValueError) as e:
         st.error(f"Cannot use {weights_file.name}: {e}")
         st.stop()
@@ -189,11 +189,7 @@ except ImageError as e:
     st.error(f"Cannot use {filename}: {e}")
     st.stop()
 
-try:
-    capture = analyse(digest, model_key, None, x, loaded)
-except ValueError as e:                        # e.g. a checkpoint whose model has no attention blocks
-    st.error(f"Cannot show attention for {loaded.name}: {e}")
-    st.stop()
+capture = analyse(digest, model_key, None, x, loaded)
 
 left, right = st.columns([1, 2])
 with left:
@@ -205,6 +201,10 @@ with right:
     show_predictions(capture, loaded.labels)
 
 records = capture.layers
+if not records:
+    st.info(f"{loaded.name} has no attention blocks: it is a baseline without attention. Compare it with the "
+            "SE, ECA and CBAM models by choosing one of them.")
+    st.stop()
 stages = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
 page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"
 
@@ -268,6 +268,8 @@ elif page == "Compare":
                 st.warning(str(e))
                 continue
             show_predictions(other_capture, other.labels, 3)
+            if not other_capture.layers:
+                st.caption("no attention blocks (baseline)")
             last = [r for r in other_capture.layers if r.stage == compare_stage][-1:]
             for r in last:
                 v = spatial_view(r, 0, top_k)

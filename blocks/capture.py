@@ -111,13 +111,15 @@ def attention_sites(model: nn.Module) -> list[_Site]:
     return sites
 
 
-def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervention | None = None) -> Capture:
+def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervention | None = None,
+                      require_attention: bool = True) -> Capture:
     """Run `model` on `x` ([B, 3, H, W]) once and return its logits and every block's attention,
-    optionally with one block's attention edited (`Intervention`)."""
+    optionally with one block's attention edited (`Intervention`). A model without attention
+    blocks is an error unless `require_attention=False` (then `layers` is empty)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"x must be a [B, 3, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)}")
     sites = attention_sites(model)
-    if not sites:
+    if not sites and require_attention:
         raise ValueError(f"{type(model).__name__} has no SE, ECA or CBAM attention blocks to capture "
                          f"(known modules: {', '.join(sorted(ATTENTION_MODULES))})")
     token, seen = object(), {}

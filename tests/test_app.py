@@ -46,7 +46,8 @@ def shown_predictions(at: AppTest, index: int = 0) -> list[tuple[str, float]]:
 def expected_predictions(name: str, data: bytes, k: int = 5, edit=None) -> list[tuple[str, float]]:
     from viz.decode import decode_image
     loaded = pretrained.load(name)
-    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None], edit)
+    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None], edit,
+                                require_attention=False)
     return [(loaded.labels[c], p) for c, p in capture.top_k(k)]
 
 
@@ -85,6 +86,16 @@ def test_upload_then_inspect_another_block():
     assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
 
 
+def test_camera_picture():
+    photo = png(Image.open(ASSETS / "chelsea.jpg"), "JPEG")
+    at = app()
+    at.radio(key="source").set_value("Camera").run()
+    assert at.info[0].value == "Choose a sample, upload an image, or take a picture in the sidebar."
+    at.camera_input(key="camera").set_value(("photo.jpg", photo, "image/jpeg")).run()
+    assert_clean(at)
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, photo))
+
+
 def test_every_sample_and_model_switch():
     at = app()
     samples = json.loads((ASSETS / "samples.json").read_text())
@@ -98,6 +109,8 @@ def test_every_sample_and_model_switch():
         assert_clean(at)
         data = (ASSETS / samples[-1]["file"]).read_bytes()
         assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
+        plain = name.startswith("plain")
+        assert bool(at.info) == plain and (not plain or "has no attention blocks" in at.info[0].value)
 
 
 def test_display_controls_never_rerun_the_forward_pass(monkeypatch):

@@ -89,6 +89,15 @@ def test_model_without_attention_is_refused():
         capture_attention(attention_resnet(18, None, width=8), torch.randn(1, 3, 32, 32))
 
 
+def test_model_without_attention_on_request():
+    model = attention_resnet(18, None, num_classes=3, width=8).eval()
+    x = torch.randn(1, 3, 32, 32)
+    cap = capture_attention(model, x, require_attention=False)
+    assert cap.layers == []
+    with torch.no_grad():
+        torch.testing.assert_close(cap.logits, model(x))
+
+
 def test_bad_input_is_refused(tiny_model):
     with pytest.raises(ValueError, match=r"x must be a \[B, 3, H, W\] tensor, got torch.Size\(\[3, 32, 32\]\)"):
         capture_attention(tiny_model, torch.randn(3, 32, 32))
