@@ -253,7 +253,8 @@ elif page == "Overview":
                     width="stretch")
 
 elif page == "Compare":
-    bundled = [n for n, e in entries.items() if e.source == "bundled" and e.attention]
+    bundled = sorted((n for n, e in entries.items() if e.source == "bundled" and e.attention),
+                     key=lambda n: ["se", "eca", "cbam"].index(entries[n].attention))   # SE vs ECA vs CBAM
     chosen = st.multiselect("Models to compare (2 or 3)", list(entries), default=bundled[:3], max_selections=3,
                             key="compare")
     compare_stage = st.selectbox("Stage to show", stages, index=len(stages) - 1, key="compare_stage")
