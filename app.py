@@ -64,10 +64,26 @@ def analyse(digest: str, model_key: str, edit: tuple | None, _x, _loaded) -> Cap
     return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None, require_attention=False)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_k: int, _weights) -> dict:
+    """The block's Vega-Lite chart, built once per (image, model, block, sort, top-k): building
+    it costs more than the rest of a rerun."""
+    return channel_weights_chart(_weights, sort=sort, top_k=top_k, fixed_scale=True).to_dict()
+
+
 # ---------- helpers (no tensor maths) ----------
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def upload_digest(upload) -> str:
+    """The content hash of an upload, computed once per uploaded file (a 100 MB checkpoint takes
+    ~0.2 s to hash, too slow to repeat on every rerun)."""
+    digests = st.session_state.setdefault("digests", {})
+    if upload.file_id not in digests:
+        digests[upload.file_id] = sha(upload.getvalue())
+    return digests[upload.file_id]
 
 
 def predictions_table(capture: Capture, labels, k: int = 5) -> list[dict]:
@@ -127,20 +143,21 @@ with st.sidebar:
 
     st.header("Image")
     source = st.radio("Image source", ["Sample", "Upload", "Camera"], key="source")
-    data, filename, sample = None, None, None
+    data, filename, sample, digest = None, None, None, None
     if source == "Sample":
         titles = [s["title"] for s in SAMPLES]
         sample = SAMPLES[titles.index(st.selectbox("Sample", titles, key="sample"))]
         filename = sample["file"]
         data = (ASSETS / filename).read_bytes()
+        digest = sha(data)
     elif source == "Upload":
         upload = st.file_uploader("Image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="image")
         if upload is not None:
-            data, filename = upload.getvalue(), upload.name
+            data, filename, digest = upload.getvalue(), upload.name, upload_digest(upload)
     else:
         shot = st.camera_input("Take a picture", key="camera")
         if shot is not None:
-            data, filename = shot.getvalue(), "camera.jpg"
+            data, filename, digest = shot.getvalue(), "camera.jpg", upload_digest(shot)
 
     st.header("Display")
     cmap = st.selectbox("Colormap", COLORMAPS, key="cmap")
@@ -158,7 +175,7 @@ if choice == OWN_CHECKPOINT:
                 "official ECA-Net / CBAM checkpoint) in the sidebar.")
         st.stop()
     checkpoint = weights_file.getvalue()
-    model_key = f"file:{sha(checkpoint)}"
+    model_key = f"file:{upload_digest(weights_file)}"
     try:
         with st.spinner(f"Reading {weights_file.name} (only tensors are loaded; nothing in it is run)..."):
             loaded = load_checkpoint(model_key, weights_file.name, checkpoint)
@@ -182,7 +199,6 @@ if data is None:
     st.info("Choose a sample, upload an image, or take a picture in the sidebar.")
     st.stop()
 
-digest = sha(data)
 try:
     view, x = model_view(digest, model_key, data, loaded)
 except ImageError as e:
@@ -224,8 +240,8 @@ if page == "Block":
     c1, c2 = st.columns([1, 1])
     with c1:
         st.markdown(f"**Channel weights** of `{record.name}` ({record.kind.upper()}, {record.channels} channels)")
-        st.altair_chart(channel_weights_chart(record.channel[0], sort=sort_channels, top_k=top_k,
-                                              fixed_scale=True), width="stretch")
+        st.vega_lite_chart(channel_chart_spec(digest, model_key, record.name, sort_channels, top_k,
+                                              record.channel[0]), width="stretch")
     with c2:
         st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
                     f"({shown.values.shape[0]} x {shown.values.shape[1]})")

@@ -20,9 +20,11 @@ def upsample(attention_map, size: tuple[int, int], cells: bool = False) -> np.nd
 
 
 def localisation_score(attention_map, mask) -> float:
-    """Mass of the upsampled map inside `mask` ([H, W] bool) relative to uniform attention."""
+    """Mass of the upsampled map inside `mask` ([H, W] bool) relative to uniform attention;
+    NaN for a map with no mass at all (it points nowhere)."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError("the mask is empty: there is no object to score against")
     values = upsample(attention_map, mask.shape)
-    return float(values[mask].sum() / values.sum() / mask.mean())
+    total = values.sum()
+    return float(values[mask].sum() / total / mask.mean()) if total > 0 else float("nan")

@@ -32,14 +32,16 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, batch:
     pixels, masks, labels = render_batch(seed, 0, images, loaded.preprocess.input_size)
     correct, scores = 0, {}
     for i in range(0, images, batch):
-        cap = capture_attention(loaded.model, to_input(torch.from_numpy(pixels[i:i + batch])))
+        cap = capture_attention(loaded.model, to_input(torch.from_numpy(pixels[i:i + batch])),
+                                require_attention=False)
         correct += int((cap.logits.argmax(1) == torch.from_numpy(labels[i:i + batch])).sum())
         for record in cap.layers:
             maps = record.spatial if record.spatial is not None else record.activity(8)
             scores.setdefault(record.stage, []).extend(
                 localisation_score(m, mask) for m, mask in zip(maps.numpy(), masks[i:i + batch]))
-    return {"accuracy": correct / images,
-            "localisation": {f"stage {s}": round(float(np.mean(v)), 3) for s, v in sorted(scores.items())},
+    return {"accuracy": correct / images,    # per stage: mean over maps that have any mass (None: none do)
+            "localisation": {f"stage {s}": (round(float(np.nanmean(v)), 3) if not np.isnan(v).all() else None)
+                             for s, v in sorted(scores.items())},
             "mask_share": round(float(masks.mean()), 4)}
 
 
@@ -62,7 +64,8 @@ def render_card(card: dict) -> str:
     rows = "\n".join(
         f"| `{name}` | {c['attention'] or 'none'} | {c['parameters']:,} | {c['file_bytes'] / 1e6:.1f} MB | "
         f"{c['training']['train_seconds'] / 60:.1f} min | {c['training']['validation_accuracy']:.1%} | "
-        f"{c['accuracy']:.1%} | " + " / ".join(f"{v:.2f}" for v in c["localisation"].values()) + " |"
+        f"{c['accuracy']:.1%} | " + (" / ".join("empty" if v is None else f"{v:.2f}" for v in c["localisation"].values())
+                                  or "no attention") + " |"
         for name, c in card.items())
     recipe = next(iter(card.values()))["training"]["recipe"] if card else {}
     return CARD_TEMPLATE.format(rows=rows, recipe=json.dumps(recipe), seed=TEST_SEED, n=TEST_IMAGES)
@@ -86,6 +89,11 @@ Weights are stored as fp16 safetensors whose metadata holds architecture, prepro
 ## Training
 Recipe: `{recipe}` -- AdamW with a one-cycle schedule, label smoothing, random flips and quarter
 turns, on 30,000 images of seed 0; validation on 1,000 images of seed 1; this 2-core CPU.
+Training times below are wall-clock on a shared machine: the CBAM model trained while tests ran
+beside it; SE, ECA and plain trained three at a time, one thread each. Alone, with both cores, a
+training step of the CBAM model takes about 3.1 ms per image (2.4 ms without attention), i.e.
+about 20 minutes for the 360,000 images of the recipe. The CBAM model's validation accuracy was
+95.2% after epoch 3, 98.1% after epoch 5 and 100% after epochs 11 and 12.
 
 ## Results
 Test: {n} freshly generated images of seed {seed} (never used in training), the same images the
@@ -94,7 +102,8 @@ test suite evaluates (`tests/test_pretrained_bundled.py`).
 Localisation score per stage (1-4): the share of the map's mass, upsampled to the image, inside
 the object mask, divided by the mask's share of the image (1.0 = no better than uniform). For CBAM
 the map is its spatial gate; SE and ECA have none, so their row scores the top-8 channel-activity
-map (where the channels the gate favours fire) for comparison.
+map (where the channels the gate favours fire) for comparison; "empty" means those channels never
+fire positively at that stage.
 
 | model | attention | parameters | file | training time | validation acc. | test acc. | localisation (stage 1 / 2 / 3 / 4) |
 |---|---|---|---|---|---|---|---|

@@ -312,13 +312,22 @@ def test_eight_concurrent_sessions_never_see_each_others_results(monkeypatch):
     # A real server compiles app.py once (one shared script cache); each AppTest has its own, and
     # CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch"), so
     # the harness serialises that compile step -- the app's own work still runs concurrently.
+    # Likewise a real server has one Runtime for all sessions, while each AppTest run installs
+    # its own mock Runtime singleton and clears it when done, under the feet of the other
+    # threads; the harness keeps the first one for every session instead.
+    from unittest import mock
+
+    from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import magic
+    from streamlit.testing.v1 import app_test
     lock, add_magic = threading.Lock(), magic.add_magic
 
     def add_magic_serialised(*args, **kwargs):
         with lock:
             return add_magic(*args, **kwargs)
     monkeypatch.setattr(magic, "add_magic", add_magic_serialised)
+    runtimes = []
+    monkeypatch.setattr(app_test, "MagicMock", lambda *a, **k: runtimes.append(mock.MagicMock(*a, **k)) or runtimes[-1])
     rng = np.random.default_rng(0)
     images = []
     for i in range(8):
@@ -326,6 +335,8 @@ def test_eight_concurrent_sessions_never_see_each_others_results(monkeypatch):
         images.append(png(Image.fromarray(pixels)))
     warm = app()                                      # load the shared model once
     assert_clean(warm)
+    monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: runtimes[0]))
+    monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
     results, errors = {}, []
 
     def session(i):
@@ -345,3 +356,12 @@ def test_eight_concurrent_sessions_never_see_each_others_results(monkeypatch):
         shown, errs, exceptions = results[i]
         assert errs == [] and exceptions == []
         assert_same_predictions(shown, expected_predictions(pretrained.DEFAULT_MODEL, images[i]))
+
+
+def test_safe_server_defaults():
+    import tomllib
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["maxUploadSize"] == 200            # MB, for checkpoints; images capped at 50 MP
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["toolbarMode"] == "viewer"

@@ -194,5 +194,6 @@ def test_localisation_score():
     mask[:4, :4] = True                                        # a quarter of the image
     assert localisation_score(np.ones((2, 2)), mask) == pytest.approx(1.0)
     assert localisation_score(np.array([[1.0, 0.0], [0.0, 0.0]]), mask) > 2.0
+    assert np.isnan(localisation_score(np.zeros((2, 2)), mask))
     with pytest.raises(ValueError, match="the mask is empty"):
         localisation_score(np.ones((2, 2)), np.zeros((8, 8), bool))
