@@ -12,7 +12,8 @@ import os
 import pickle
 import re
 
-import safetensors.torch
+from safetensors.torch import load as safetensors_from_bytes
+from safetensors.torch import load_file as safetensors_from_file
 import torch
 from torch import nn
 
@@ -37,7 +38,7 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        obj = _load(io.BytesIO(data), len(data), lambda: safetensors.torch.load(data))
+        obj = _load(io.BytesIO(data), len(data), lambda: safetensors_from_bytes(data))
     else:
         path = os.fspath(source)
         try:
@@ -45,7 +46,7 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor
         except OSError as e:
             raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
         with f:
-            obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors.torch.load_file(path))
+            obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors_from_file(path))
     return strip_module_prefix(_check_tensors(_find_state_dict(obj)))
 
 
