@@ -251,7 +251,7 @@ if page == "Block":
     mask = sample_mask(sample, loaded.preprocess)
     if mask is not None:
         score = localisation_score(shown.values, mask)
-        st.metric("Localisation score on the object mask", f"{score:.2f}",
+        st.metric("Localisation score on the object mask", "map is empty" if np.isnan(score) else f"{score:.2f}",
                   help="Share of the map's mass inside the object mask divided by the mask's share of the "
                        "image: 1.0 is no better than uniform attention.")
 
