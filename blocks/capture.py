@@ -12,6 +12,7 @@ captures never see each other's activations. Hooks are removed in `finally`; the
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import nn
@@ -99,11 +100,16 @@ class _Site:
     spatial_gate: nn.Module | None
 
 
+@cache
+def _spec(module_type: type) -> tuple | None:
+    return ATTENTION_MODULES.get(f"{module_type.__module__}.{module_type.__qualname__}")
+
+
 def attention_sites(model: nn.Module) -> list[_Site]:
     """Every known attention module of `model`, in registration (= forward) order."""
     sites = []
     for name, module in model.named_modules():
-        spec = ATTENTION_MODULES.get(f"{type(module).__module__}.{type(module).__qualname__}")
+        spec = _spec(type(module))
         if spec is not None:
             kind, channel_path, spatial_path = spec
             spatial = module.get_submodule(spatial_path) if spatial_path else None
