@@ -91,6 +91,9 @@ class Intervention:
     k: int = 5
 
 
+INTERVENTIONS = ("gate_off", "zero_top_k")
+
+
 @dataclass(frozen=True)
 class _Site:
     module_name: str
@@ -198,8 +201,6 @@ def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, t
         return [g.register_forward_hook(gate_off) for g in gates]
     return [site.module.register_forward_hook(zero_top_k)]
 
-
-INTERVENTIONS = ("gate_off", "zero_top_k")
 
 
 def _record(i: int, site: _Site, seen: dict) -> AttentionRecord:

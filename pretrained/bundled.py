@@ -3,6 +3,8 @@ from pathlib import Path
 
 import torch
 
+from .preprocess import Preprocess
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, as every entry uses
 
@@ -12,6 +14,5 @@ def model_name(attention: str | None) -> str:
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W, 3] -> normalised float [N, 3, H, W] (what `Preprocess.to_tensor` does)."""
-    x = images.permute(0, 3, 1, 2).float().div_(255)
-    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    """uint8 [N, H, W, 3] -> normalised float [N, 3, H, W], as `Preprocess.to_tensor` does one view."""
+    return Preprocess(mean=MEAN, std=STD).normalise(images.permute(0, 3, 1, 2).float().div_(255))

@@ -39,7 +39,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, batch:
             maps = record.spatial if record.spatial is not None else record.activity(8)
             scores.setdefault(record.stage, []).extend(
                 localisation_score(m, mask) for m, mask in zip(maps.numpy(), masks[i:i + batch]))
-    return {"accuracy": correct / images,    # per stage: mean over maps that have any mass (None: none do)
+    return {"parameters": sum(p.numel() for p in loaded.model.parameters()), "accuracy": correct / images,    # per stage: mean over maps that have any mass (None: none do)
             "localisation": {f"stage {s}": (round(float(np.nanmean(v)), 3) if not np.isnan(v).all() else None)
                              for s, v in sorted(scores.items())},
             "mask_share": round(float(masks.mean()), 4)}
@@ -48,12 +48,9 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, batch:
 def main() -> None:
     card = {}
     for entry in (e for e in available() if e.source == "bundled"):
-        loaded = load(entry.name)
         with safe_open(str(entry.path), "pt") as f:
             training = json.loads(f.metadata()["training"])
-        card[entry.name] = {"attention": entry.attention,
-                            "parameters": sum(p.numel() for p in loaded.model.parameters()),
-                            "file_bytes": entry.path.stat().st_size, "training": training,
+        card[entry.name] = {"attention": entry.attention, "file_bytes": entry.path.stat().st_size, "training": training,
                             **evaluate(entry.name)}
         print(entry.name, card[entry.name]["accuracy"], card[entry.name]["localisation"], flush=True)
     CARD_JSON.write_text(json.dumps(card, indent=1) + "\n")

@@ -40,7 +40,10 @@ class Preprocess:
 
     def to_tensor(self, view: Image.Image) -> torch.Tensor:
         """A `view` as a normalised [3, H, W] float tensor."""
-        x = torch.from_numpy(np.array(view, dtype=np.float32)).permute(2, 0, 1) / 255  # [3, H, W]
+        return self.normalise(torch.from_numpy(np.array(view, dtype=np.float32)).permute(2, 0, 1) / 255)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., 3, H, W] values in [0, 1] -> (x - mean) / std per channel."""
         return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
 
     def __call__(self, image: Image.Image) -> torch.Tensor:

@@ -3,6 +3,8 @@ import math
 
 from torch import nn
 
+from blocks import eca_kernel_size
+
 
 def _first(module: nn.Module, kind, where=lambda m: True):
     return next((m for m in module.modules() if isinstance(m, kind) and where(m)), None)
@@ -14,15 +16,10 @@ def _hidden(module: nn.Module) -> int:
 
 
 def _eca_line(channels: int, k: int) -> str:
-    value = (math.log2(channels) + 1) / 2
+    value, adaptive = (math.log2(channels) + 1) / 2, eca_kernel_size(channels)
     return (f"1-D convolution across channels with kernel k = {k} (ECA-Net Eq. 12 with gamma = 2, b = 1 "
-            f"gives |(log2 {channels} + 1) / 2|odd = |{value:.2f}|odd = {_odd(value)}"
-            f"{'' if _odd(value) == k else '; this model fixes k per stage'}), no bias")
-
-
-def _odd(value: float) -> int:
-    t = int(abs(value))
-    return t if t % 2 else t + 1
+            f"gives |(log2 {channels} + 1) / 2|odd = |{value:.2f}|odd = {adaptive}"
+            f"{'' if adaptive == k else '; this model fixes k per stage'}), no bias")
 
 
 def explain(module: nn.Module, record, model: nn.Module | None = None) -> str:
