@@ -32,6 +32,7 @@ COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "gray"]
 OWN_CHECKPOINT = "Your own checkpoint..."
 SOURCE_TAGS = {"bundled": "offline", "timm": "ImageNet, downloads once", "official": "authors' file"}
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+MAX_TOP_K = 32   # top-k slider limit; each capture keeps this many channel maps per block
 
 
 # ---------- cached, shared by every session (content-keyed, never mutated) ----------
@@ -61,7 +62,8 @@ def model_view(digest: str, model_key: str, _data: bytes, _loaded: pretrained.Lo
 @st.cache_resource(show_spinner=False, max_entries=64)
 def analyse(digest: str, model_key: str, edit: tuple | None, _x, _loaded) -> Capture:
     """One forward pass per (image, model, intervention), whatever the display controls say."""
-    return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None, require_attention=False)
+    return capture_attention(_loaded.model, _x, Intervention(*edit) if edit else None,
+                             require_attention=False, channel_maps=MAX_TOP_K)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -167,7 +169,7 @@ with st.sidebar:
     cells = st.toggle("Show feature-map cells", value=False, key="cells",
                       help="Off: bilinear upsampling onto the image. On: one flat colour per cell of the map.")
     sort_channels = st.toggle("Sort channels by weight", value=False, key="sort")
-    top_k = st.slider("Top-k channels", 1, 32, 5, key="top_k")
+    top_k = st.slider("Top-k channels", 1, MAX_TOP_K, 5, key="top_k")
 
 if choice == OWN_CHECKPOINT:
     if weights_file is None:

@@ -1,20 +1,40 @@
 """Forward time of our attention ResNet-50s versus plain ResNet-50 and timm's equivalents.
 
-    python -m bench.model_speed [--runs 15] [--formats contiguous channels_last]
+    python -m bench.model_speed [--runs 30] [--formats contiguous channels_last]
 
-Batch 1, 224x224, eval, inference mode, this machine's CPU threads. Prints ratios of medians of
-interleaved runs (the machine is shared and noisy: absolute times mean little).
+Batch 1, 224x224, eval, inference mode, this machine's CPU threads. Prints medians of per-round
+ratios of interleaved runs (the machine is shared and noisy: absolute times mean little).
 Targets (issue #2): ours <= 1.0x timm's equivalent; CBAM-ResNet-50 <= 1.10x plain ResNet-50.
+Also printed: a lower bound for any CBAM built from separate PyTorch ops (`CBAMMemoryPasses`).
 """
 import argparse
 
 import torch
 from timm.models.resnet import Bottleneck, ResNet
+from torch import nn
 
+from bench.timing import interleaved
 from blocks import attention_resnet
-from bench.timing import interleaved_medians
 
 KINDS = ("se", "eca", "cbam")
+
+
+class CBAMMemoryPasses(nn.Module):
+    """Only the six passes over the feature map that CBAM makes when each op is its own kernel:
+    mean and max over space, the channel scaling, max and mean over channels, the spatial
+    scaling -- no MLP, no conv, no BatchNorm. No unfused CBAM can be faster than this."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(torch.sigmoid(x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True)))
+        return x.mul_(torch.sigmoid(x.amax(1, keepdim=True) + x.mean(1, keepdim=True)))
+
+
+def memory_passes_resnet50() -> nn.Module:
+    model = attention_resnet(50)
+    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for block in stage:
+            block.attn = CBAMMemoryPasses()
+    return model
 
 
 def timm_resnet50(attention):
@@ -23,17 +43,17 @@ def timm_resnet50(attention):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--formats", nargs="+", default=["contiguous", "channels_last"],
                         choices=["contiguous", "channels_last"])
     args = parser.parse_args()
     torch.manual_seed(0)
-    models = {"resnet50": attention_resnet(50)}
+    models = {"resnet50": attention_resnet(50), "cbam-passes": memory_passes_resnet50()}
     for kind in KINDS:
         models[f"ours-{kind}"] = attention_resnet(50, kind, bias=kind != "cbam")  # timm CBAM: no MLP bias
         models[f"timm-{kind}"] = timm_resnet50(kind)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, 224x224, "
-          f"medians of {args.runs} interleaved runs")
+          f"{args.runs} interleaved rounds; ratio (quartiles of the per-round ratios)")
     for fmt in args.formats:
         memory_format = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
         x = torch.randn(1, 3, 224, 224).to(memory_format=memory_format)
@@ -42,11 +62,12 @@ def main() -> None:
             model = model.eval().to(memory_format=memory_format)
             calls[name] = lambda m=model: m(x)
         with torch.inference_mode():
-            t = interleaved_medians(calls, runs=args.runs)
-        print(f"\n[{fmt}] plain ResNet-50: {t['resnet50'] * 1e3:.1f} ms")
+            t = interleaved(calls, runs=args.runs)
+        print(f"\n[{fmt}] plain ResNet-50: {t.median('resnet50') * 1e3:.1f} ms")
         for kind in KINDS:
-            ours, timm, plain = t[f"ours-{kind}"], t[f"timm-{kind}"], t["resnet50"]
-            print(f"  {kind:>4}: ours/timm = {ours / timm:.3f}x   ours/plain = {ours / plain:.3f}x")
+            print(f"  {kind:>4}: ours/timm = {t.ratio(f'ours-{kind}', f'timm-{kind}')}   "
+                  f"ours/plain = {t.ratio(f'ours-{kind}', 'resnet50')}")
+        print(f"  CBAM's six memory passes alone / plain = {t.ratio('cbam-passes', 'resnet50')}")
 
 
 if __name__ == "__main__":

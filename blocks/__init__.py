@@ -1,5 +1,6 @@
 """Attention blocks (SE, ECA, CBAM), the attention ResNet they go into, and capture of their gates."""
-from .capture import AttentionRecord, Capture, Intervention, attention_sites, capture_attention
+from .capture import (AttentionRecord, Capture, Intervention, attention_sites, capture_attention,
+                      strongest_channels)
 from .cbam import CBAMBlock, ChannelAttentionConv, ChannelAttentionMLP, SpatialAttention
 from .checks import eca_kernel_size
 from .eca import ECABlock
@@ -9,5 +10,5 @@ from .se import SEBlock
 __all__ = [
     "SEBlock", "ECABlock", "CBAMBlock", "ChannelAttentionMLP", "ChannelAttentionConv",
     "SpatialAttention", "eca_kernel_size", "AttentionOptions", "AttentionResNet", "attention_resnet",
-    "capture_attention", "attention_sites", "Capture", "AttentionRecord", "Intervention",
+    "capture_attention", "attention_sites", "strongest_channels", "Capture", "AttentionRecord", "Intervention",
 ]

@@ -20,6 +20,7 @@ from .bundled import WEIGHTS_DIR, to_input
 
 TEST_SEED = 2026            # never used in training (0) or validation (1)
 TEST_IMAGES = 500
+ACTIVITY_CHANNELS = 8       # SE/ECA maps: mean activity of the 8 most-excited channels
 CARD_JSON = WEIGHTS_DIR / "card.json"
 CARD_MD = Path(__file__).parent / "MODEL_CARD.md"
 
@@ -33,13 +34,14 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, batch:
     correct, scores = 0, {}
     for i in range(0, images, batch):
         cap = capture_attention(loaded.model, to_input(torch.from_numpy(pixels[i:i + batch])),
-                                require_attention=False)
+                                require_attention=False, channel_maps=ACTIVITY_CHANNELS)
         correct += int((cap.logits.argmax(1) == torch.from_numpy(labels[i:i + batch])).sum())
         for record in cap.layers:
-            maps = record.spatial if record.spatial is not None else record.activity(8)
+            maps = record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)
             scores.setdefault(record.stage, []).extend(
                 localisation_score(m, mask) for m, mask in zip(maps.numpy(), masks[i:i + batch]))
-    return {"parameters": sum(p.numel() for p in loaded.model.parameters()), "accuracy": correct / images,    # per stage: mean over maps that have any mass (None: none do)
+    return {"parameters": sum(p.numel() for p in loaded.model.parameters()), "accuracy": correct / images,
+            # per stage: mean over maps that have any mass (None: none do)
             "localisation": {f"stage {s}": (round(float(np.nanmean(v)), 3) if not np.isnan(v).all() else None)
                              for s, v in sorted(scores.items())},
             "mask_share": round(float(masks.mean()), 4)}

@@ -7,7 +7,7 @@ import timm
 import torch
 from torch import nn
 
-from blocks import Intervention, attention_resnet, capture_attention
+from blocks import Intervention, SEBlock, attention_resnet, capture_attention, strongest_channels
 
 
 def gate_hooks(model):
@@ -56,13 +56,28 @@ def test_top_maps_are_the_attended_output_of_the_highest_weighted_channels(tiny_
     block = tiny_model.layer3[1]
     out = {}
     handle = block.attn.register_forward_hook(lambda m, i, o: out.update(y=o.clone()))
-    cap = capture_attention(tiny_model, torch.randn(1, 3, 64, 64))
+    cap = capture_attention(tiny_model, torch.randn(2, 3, 64, 64), channel_maps=5)
     handle.remove()
     r = cap.layer("layer3.1")
-    order = r.channel[0].argsort(descending=True)
-    assert torch.equal(r.top_channels[0], order[: r.top_channels.shape[1]])
-    torch.testing.assert_close(r.top_maps[0], out["y"][0, r.top_channels[0]])
-    torch.testing.assert_close(r.activity(3)[0], out["y"][0, order[:3]].clamp(min=0).mean(0))
+    assert r.top_channels.shape == (2, 5) and r.top_maps.shape == (2, 5, 4, 4)
+    for b in range(2):                                  # each image keeps its own top channels
+        order = r.channel[b].argsort(descending=True, stable=True)
+        assert torch.equal(r.top_channels[b], order[:5])
+        torch.testing.assert_close(r.top_maps[b], out["y"][b, order[:5]])
+        torch.testing.assert_close(r.activity(3)[b], out["y"][b, order[:3]].clamp(min=0).mean(0))
+    assert cap.layer("layer4.1").top_maps.shape == (2, 5, 2, 2)
+    # more maps than channels: all of them, in weight order
+    assert capture_attention(tiny_model, torch.randn(1, 3, 64, 64), channel_maps=100).layers[0].top_maps.shape[1] == 8
+
+
+def test_channel_maps_are_kept_only_on_request(tiny_model):
+    r = capture_attention(tiny_model, torch.randn(1, 3, 64, 64)).layers[0]
+    assert r.top_channels is None and r.top_maps is None and r.feature_size == (16, 16)
+    with pytest.raises(ValueError, match=r"kept no channel maps: call capture_attention\(model, x, channel_maps=K\)"):
+        r.activity(3)
+    for bad in (-1, 2.5, "8"):
+        with pytest.raises(ValueError, match="channel_maps must be a whole number >= 0, got"):
+            capture_attention(tiny_model, torch.randn(1, 3, 64, 64), channel_maps=bad)
 
 
 @pytest.mark.parametrize("name,kwargs,kind,count", [
@@ -130,12 +145,12 @@ def test_leaves_nothing_behind_after_an_exception_inside_forward(tiny_model):
 def test_concurrent_captures_on_one_shared_model_never_mix(tiny_model):
     """8 threads x 25 captures with different images: every result equals the serial one."""
     images = [torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)) for i in range(8)]
-    serial = [capture_attention(tiny_model, x) for x in images]
+    serial = [capture_attention(tiny_model, x, channel_maps=4) for x in images]
     failures = []
 
     def worker(i):
         for _ in range(25):
-            cap = capture_attention(tiny_model, images[i])
+            cap = capture_attention(tiny_model, images[i], channel_maps=4)
             same = torch.equal(cap.logits, serial[i].logits) and all(
                 torch.equal(a.channel, b.channel) and torch.equal(a.top_maps, b.top_maps)
                 and (a.spatial is None or torch.equal(a.spatial, b.spatial))
@@ -190,7 +205,7 @@ def test_zero_top_k_intervention_equals_masking_those_channels(tiny_model):
     reference.layer3[0].attn = nn.Sequential(reference.layer3[0].attn, ChannelMask(keep))
     with torch.no_grad():
         torch.testing.assert_close(edited.logits, reference(x))
-    assert torch.equal(edited.layer("layer3.0").top_channels[0, :3], top)
+    assert torch.equal(edited.layer("layer3.0").channel[0].topk(3).indices, top)   # records stay unedited
     assert all_hooks(tiny_model) == 0
 
 
@@ -201,3 +216,18 @@ def test_bad_interventions(tiny_model):
     with pytest.raises(ValueError, match="unknown intervention 'scramble'; choose one of 'gate_off', 'zero_top_k'"):
         capture_attention(tiny_model, x, Intervention("layer3.0", "scramble"))
     assert all_hooks(tiny_model) == 0
+
+
+def test_a_module_reused_in_two_places_is_one_site():
+    torch.manual_seed(0)
+    se = SEBlock("avg", 8, 2)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), se, nn.Sequential(nn.ReLU(), se), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(1, 3, 8, 8))
+    cap = capture_attention(model, torch.randn(1, 3, 8, 8))
+    assert [r.module for r in cap.layers] == ["1"]
+
+
+def test_strongest_channels_break_ties_towards_the_lower_index_like_the_charts():
+    weights = torch.tensor([[1.0, 0.5, 1.0, 1.0, 0.9], [0.1, 0.2, 0.3, 0.2, 0.0]])
+    assert strongest_channels(weights, 3).tolist() == [[0, 2, 3], [2, 1, 3]]
+    assert strongest_channels(weights, 9).shape == (2, 5)

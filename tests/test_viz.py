@@ -110,7 +110,7 @@ def test_depth_summary_has_one_box_per_block():
 def capture_and_image(tiny_model):
     image = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
-    return capture_attention(tiny_model, x), image
+    return capture_attention(tiny_model, x, channel_maps=8), image
 
 
 def test_spatial_view_labels_what_it_shows(capture_and_image, kind):

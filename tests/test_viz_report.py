@@ -56,3 +56,24 @@ def test_report_files_and_json(tmp_path, model_file, capsys):
 def test_unknown_model(tmp_path, capsys):
     assert report.main(["x.png", "--model", "nope", "--out", str(tmp_path)]) == 2
     assert "error: cannot load model 'nope': unknown model 'nope'; choose one of" in capsys.readouterr().err
+
+
+def test_se_report_shows_where_the_top_k_channels_fire(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = attention_resnet(18, "se", num_classes=3, width=8, ratio=2).eval()
+    weights = tmp_path / "se.safetensors"
+    save_file(model.state_dict(), str(weights))
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
+    assert report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "3"]) == 0
+    data = json.loads((tmp_path / "out" / "photo" / "attention.json").read_text())
+    for block in data["blocks"]:
+        assert block["spatial"] is None
+        order = np.argsort(-np.array(block["channel_weights"]), kind="stable")
+        assert np.array(block["channel_weights"])[block["top_channels"]].tolist() == \
+            np.array(block["channel_weights"])[order[:len(block["top_channels"])]].tolist()
+    assert Image.open(tmp_path / "out" / "photo" / "blocks" / "layer2.1_spatial.png").size[0] > 100
+
+    with pytest.raises(SystemExit):
+        report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "0"])
+    assert "--top-k must be at least 1, got 0" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import pretrained
-from blocks import Capture, capture_attention
+from blocks import Capture, capture_attention, strongest_channels
 
 from .channels import channel_depth_figure, channel_weights_figure
 from .decode import ImageError, decode_image
@@ -35,14 +35,15 @@ def attention_json(capture: Capture, labels, model_name: str, image_name: str) -
                     "channels": r.channels, "feature_size": list(r.feature_size),
                     "channel_weights": [round(w, 6) for w in r.channel[0].tolist()],
                     "spatial": None if r.spatial is None else [[round(v, 6) for v in row] for row in r.spatial[0].tolist()],
-                    "top_channels": r.top_channels[0, :10].tolist()} for r in capture.layers],
+                    "top_channels": strongest_channels(r.channel, 10)[0].tolist()}
+                   for r in capture.layers],
     }
 
 
 def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int) -> Path:
     image = decode_image(path.read_bytes())
     view = loaded.preprocess.view(image)
-    capture = capture_attention(loaded.model, loaded.preprocess.to_tensor(view)[None])
+    capture = capture_attention(loaded.model, loaded.preprocess.to_tensor(view)[None], channel_maps=top_k)
     target = out / path.stem
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     view.save(target / "model_input.png")
@@ -52,7 +53,7 @@ def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int) -> Path:
     for r in capture.layers:
         (target / "blocks" / f"{r.name}_channels.png").write_bytes(figure_png(channel_weights_figure(
             r.channel[0], top_k=top_k, title=f"{r.name} ({r.kind.upper()}): {r.channels} channel weights")))
-        view_map = spatial_view(r, 0, top_k=8)
+        view_map = spatial_view(r, 0, top_k)
         (target / "blocks" / f"{r.name}_spatial.png").write_bytes(figure_png(heatmap_figure(
             view, view_map.values, cmap=cmap, stretch=not view_map.absolute, title=f"{r.name}: {view_map.label}")))
     (target / "attention.json").write_text(json.dumps(attention_json(capture, loaded.labels, loaded.name, path.name)))
@@ -65,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=pretrained.DEFAULT_MODEL, help="a name from pretrained.available() or a weights file")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cmap", default="jet")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--top-k", type=int, default=5,
+                        help="channels labelled in the charts and averaged in the SE/ECA maps")
     args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top-k must be at least 1, got {args.top_k}")
     try:
         loaded = pretrained.load(args.model)
     except (ValueError, pretrained.ModelUnavailable) as e:
