@@ -5,9 +5,12 @@
 Batch 1, 224x224, eval, inference mode, this machine's CPU threads. Prints medians of per-round
 ratios of interleaved runs (the machine is shared and noisy: absolute times mean little).
 Targets (issue #2): ours <= 1.0x timm's equivalent; CBAM-ResNet-50 <= 1.10x plain ResNet-50.
-Also printed: a lower bound for any CBAM built from separate PyTorch ops (`CBAMMemoryPasses`).
+Also printed, to show where CBAM's cost lies: a lower bound for any CBAM built from separate
+PyTorch ops (`CBAMMemoryPasses`), and the same passes with CBAM's real channel MLP
+(`CBAMWithoutSpatialConv`): everything but the spatial conv, BatchNorm and sigmoid.
 """
 import argparse
+from collections.abc import Callable
 
 import torch
 from timm.models.resnet import Bottleneck, ResNet
@@ -15,6 +18,7 @@ from torch import nn
 
 from bench.timing import interleaved
 from blocks import attention_resnet
+from blocks.cbam import ChannelAttentionMLP
 
 KINDS = ("se", "eca", "cbam")
 
@@ -29,11 +33,25 @@ class CBAMMemoryPasses(nn.Module):
         return x.mul_(torch.sigmoid(x.amax(1, keepdim=True) + x.mean(1, keepdim=True)))
 
 
-def memory_passes_resnet50() -> nn.Module:
+class CBAMWithoutSpatialConv(nn.Module):
+    """CBAM's real channel stage (shared MLP, no bias as in timm), then the spatial stage's
+    three passes without its conv, BatchNorm and sigmoid-of-conv."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channel = ChannelAttentionMLP(channels, bias=False, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.channel(x)
+        return x.mul_(torch.sigmoid(x.amax(1, keepdim=True) + x.mean(1, keepdim=True)))
+
+
+def resnet50_with(attention: Callable[[int], nn.Module]) -> nn.Module:
+    """Plain ResNet-50 with `attention(channels)` after every block's last BatchNorm."""
     model = attention_resnet(50)
     for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
         for block in stage:
-            block.attn = CBAMMemoryPasses()
+            block.attn = attention(block.bn3.num_features)
     return model
 
 
@@ -48,7 +66,8 @@ def main() -> None:
                         choices=["contiguous", "channels_last"])
     args = parser.parse_args()
     torch.manual_seed(0)
-    models = {"resnet50": attention_resnet(50), "cbam-passes": memory_passes_resnet50()}
+    models = {"resnet50": attention_resnet(50), "cbam-passes": resnet50_with(lambda channels: CBAMMemoryPasses()),
+              "cbam-no-spatial-conv": resnet50_with(CBAMWithoutSpatialConv)}
     for kind in KINDS:
         models[f"ours-{kind}"] = attention_resnet(50, kind, bias=kind != "cbam")  # timm CBAM: no MLP bias
         models[f"timm-{kind}"] = timm_resnet50(kind)
@@ -68,6 +87,7 @@ def main() -> None:
             print(f"  {kind:>4}: ours/timm = {t.ratio(f'ours-{kind}', f'timm-{kind}')}   "
                   f"ours/plain = {t.ratio(f'ours-{kind}', 'resnet50')}")
         print(f"  CBAM's six memory passes alone / plain = {t.ratio('cbam-passes', 'resnet50')}")
+        print(f"  CBAM without its spatial conv / plain = {t.ratio('cbam-no-spatial-conv', 'resnet50')}")
 
 
 if __name__ == "__main__":
