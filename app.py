@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import Image
 
 import pretrained
-from blocks import Capture, Intervention, capture_attention
+from blocks import Capture, Intervention, capture_attention, strongest_channels
 from blocks.localisation import localisation_score
 from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure,
                  overlay, spatial_grid_figure, spatial_view)
@@ -96,6 +96,12 @@ def show_predictions(capture: Capture, labels, k: int = 5) -> None:
     st.dataframe(predictions_table(capture, labels, k), hide_index=True, width="stretch",
                  column_config={"probability": st.column_config.ProgressColumn(
                      "probability", format="percent", min_value=0.0, max_value=1.0)})
+
+
+def top_channels_caption(weights, k: int) -> str:
+    """The top-k channels as text, strongest first: the chart labels only those that fit."""
+    top = strongest_channels(weights[None], k)[0].tolist()
+    return f"Top {len(top)} channels (orange): " + " · ".join(f"#{c} {weights[c]:.3f}" for c in top)
 
 
 def weights_csv(capture: Capture) -> str:
@@ -244,6 +250,7 @@ if page == "Block":
         st.markdown(f"**Channel weights** of `{record.name}` ({record.kind.upper()}, {record.channels} channels)")
         st.vega_lite_chart(channel_chart_spec(digest, model_key, record.name, sort_channels, top_k,
                                               record.channel[0]), width="stretch")
+        st.caption(top_channels_caption(record.channel[0], top_k))
     with c2:
         st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
                     f"({shown.values.shape[0]} x {shown.values.shape[1]})")

@@ -14,6 +14,7 @@ import blocks
 import pretrained
 from blocks import Intervention, capture_attention
 from pretrained import imagenet
+from viz.decode import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -43,7 +44,6 @@ def shown_predictions(at: AppTest, index: int = 0) -> list[tuple[str, float]]:
 
 
 def expected_predictions(name: str, data: bytes, k: int = 5, edit=None) -> list[tuple[str, float]]:
-    from viz.decode import decode_image
     loaded = pretrained.load(name)
     capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None], edit,
                                 require_attention=False)
@@ -83,6 +83,12 @@ def test_upload_then_inspect_another_block():
     at.selectbox(key="inspect_block").set_value(0).run()
     assert_clean(at)
     assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
+    loaded = pretrained.load(pretrained.DEFAULT_MODEL)
+    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None])
+    w = next(r for r in capture.layers if r.name == "layer1.0").channel[0].numpy()
+    top = np.argsort(-w, kind="stable")[:5]
+    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} {w[c]:.3f}" for c in top)
+            in [c.value for c in at.caption])
 
 
 def test_camera_picture():

@@ -11,6 +11,7 @@ from torch import nn
 from blocks import CBAMBlock, capture_attention
 from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
                  spatial_grid_figure, spatial_view, upsample)
+from viz.channels import TOP_BAR, channel_weights_chart, spaced
 
 
 def test_upsample_is_bilinear_align_corners_false():
@@ -85,17 +86,40 @@ def test_stretch_uses_the_maps_own_range():
 
 
 def test_channel_chart_one_artist_labels_and_mean():
-    w = np.linspace(0, 1, 2048)
+    w = np.full(2048, 0.1)
+    w[[101, 100, 900]] = [1.0, 0.99, 0.98]
     fig = channel_weights_figure(w, top_k=3)
     ax = fig.axes[0]
-    assert len(ax.patches) == 1                    # one stairs artist, not 2048 rectangles
-    assert [t.get_text() for t in ax.texts] == ["2047", "2046", "2045"]
+    bars, top_bars = ax.patches                    # two stairs artists, not 2048 rectangles
+    assert np.flatnonzero(top_bars.get_data().values).tolist() == [100, 101, 900]
+    assert top_bars.get_facecolor() != bars.get_facecolor()
+    # 100 sits next to the stronger 101: its label would print over 101's, so only the bar shows
+    assert [(t.get_text(), t.xy[0]) for t in ax.texts] == [("101", 101), ("900", 900)]
     assert ax.get_ylim() == (0, 1.08)
-    assert ax.get_legend().get_texts()[0].get_text() == "mean 0.500"
-    sorted_fig = channel_weights_figure(w[::-1].copy(), sort=True, top_k=2, fixed_scale=False)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["top 3", "mean 0.101"]
+    sorted_fig = channel_weights_figure(np.linspace(1, 0, 2048), sort=True, top_k=2, fixed_scale=False)
     assert sorted_fig.axes[0].texts[0].get_text() == "top 2\n#0: 1.000\n#1: 1.000"
+    assert np.flatnonzero(sorted_fig.axes[0].patches[1].get_data().values).tolist() == [0, 1]
     assert sorted_fig.axes[0].get_xlabel() == "channels sorted by weight (rank)"
     assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_labels_are_spaced_strongest_first():
+    assert spaced([5, 6, 8, 13, 17, 40], gap=4) == [5, 13, 17, 40]
+    assert spaced([6, 5, 40], gap=4) == [6, 40]
+    assert spaced([3, 2, 1], gap=0.5) == [3, 2, 1]     # few channels: every label fits
+
+
+def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
+    w = np.full(128, 0.2)
+    w[[5, 6, 8, 60]] = [1.0, 1.0, 0.9, 0.8]
+    spec = channel_weights_chart(w, top_k=4).to_dict()
+    bars, labels, _ = spec["layer"]
+    assert bars["encoding"]["color"]["condition"] == {"test": "datum.top", "value": TOP_BAR}
+    rows = spec["datasets"]
+    top = [r["channel"] for r in rows[bars["data"]["name"]] if r["top"]]
+    assert top == [5, 6, 8, 60]
+    assert [r["channel"] for r in rows[labels["data"]["name"]]] == [5, 60]   # 6 and 8 would overlap 5
 
 
 def test_depth_summary_has_one_box_per_block():

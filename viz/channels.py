@@ -4,29 +4,48 @@ from matplotlib.figure import Figure
 
 from .figure import new_figure
 
+BAR, TOP_BAR = "#3b75af", "#f28e2b"   # every channel; the top-k channels
+
+
+def spaced(channels, gap: float) -> list[int]:
+    """Those of `channels` (strongest first) that get a text label: each at least `gap` bar
+    positions from every label placed before it, so labels of neighbouring channels (common when
+    gates saturate at 1) never print over each other. The others stay highlighted, unlabelled."""
+    placed = []
+    for c in channels:
+        if all(abs(int(c) - p) >= gap for p in placed):
+            placed.append(int(c))
+    return placed
+
 
 def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed_scale: bool = True,
                            title: str | None = None) -> Figure:
     """Bar chart of a block's C channel weights (C up to 2048+) drawn as one `stairs` artist.
 
-    `sort` orders bars by weight (x becomes the rank); the `top_k` highest are labelled with
-    their channel index (over their bars, or listed in a corner when sorted, where they would
-    stack); a dashed line marks the mean; the y axis is 0..1 unless not `fixed_scale`.
+    `sort` orders bars by weight (x becomes the rank); the `top_k` highest are highlighted and
+    labelled with their channel index (over their bars where the labels fit, or listed in a
+    corner when sorted, where they would stack); a dashed line marks the mean; the y axis is
+    0..1 unless not `fixed_scale`.
     """
     w = np.asarray(weights, dtype=np.float64).ravel()
     order = np.argsort(-w, kind="stable")
     shown = w[order] if sort else w
     fig = new_figure(7.0, 2.6)
     ax = fig.add_subplot()
-    ax.stairs(shown, np.arange(len(w) + 1) - 0.5, fill=True, color="#3b75af", linewidth=0)
-    ax.axhline(w.mean(), color="#d62728", linestyle="--", linewidth=1, label=f"mean {w.mean():.3f}")
     top = order[:max(0, top_k)]
+    edges = np.arange(len(w) + 1) - 0.5
+    ax.stairs(shown, edges, fill=True, color=BAR, linewidth=0)
+    is_top = np.zeros(len(w), bool)
+    is_top[np.arange(len(top)) if sort else top] = True
+    ax.stairs(np.where(is_top, shown, 0), edges, fill=True, color=TOP_BAR, linewidth=0,
+              label=f"top {len(top)}")
+    ax.axhline(w.mean(), color="#d62728", linestyle="--", linewidth=1, label=f"mean {w.mean():.3f}")
     if sort and len(top):
         listing = "\n".join(f"#{c}: {w[c]:.3f}" for c in top)
         ax.text(0.99, 0.97, f"top {len(top)}\n{listing}", transform=ax.transAxes, ha="right", va="top",
                 fontsize=7, family="monospace")
     else:
-        for c in top:
+        for c in spaced(top, gap=0.04 * len(w)):   # a label is ~4% of the axis wide
             ax.annotate(str(c), (c, w[c]), xytext=(0, 3), textcoords="offset points", ha="center",
                         fontsize=7, color="#222222")
     ax.set_xlim(-0.5, len(w) - 0.5)
@@ -69,11 +88,13 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     x_field, x_title = ("rank", "channels sorted by weight (rank)") if sort else ("channel", "channel")
     scale = alt.Scale(domain=[0, 1.08]) if fixed_scale else alt.Scale(zero=True)
     x = alt.X(f"{x_field}:Q", title=x_title, scale=alt.Scale(domain=[-0.5, len(w) - 0.5], nice=False))
-    bars = alt.Chart(data).mark_bar(width=max(1.0, 600 / len(w)),
-                                    color="#3b75af").encode(
+    bars = alt.Chart(data).mark_bar(width=max(1.0, 600 / len(w))).encode(
         x=x, y=alt.Y("weight:Q", scale=scale, title="weight"),
+        color=alt.condition("datum.top", alt.value(TOP_BAR), alt.value(BAR)),
         tooltip=["channel:Q", alt.Tooltip("weight:Q", format=".4f"), "rank:Q"])
-    labels = alt.Chart(data[data["top"]]).mark_text(dy=-7, fontSize=11).encode(
+    # a label is ~8% of a half-page chart wide; sorted, the top-k sit side by side at ranks 0..k-1
+    labelled = spaced(data[x_field].to_numpy()[order[:max(0, top_k)]], gap=0.08 * len(w))
+    labels = alt.Chart(data[data[x_field].isin(labelled)]).mark_text(dy=-7, fontSize=11).encode(
         x=x, y="weight:Q", text="channel:Q")
     mean = alt.Chart(pd.DataFrame({"mean": [w.mean()]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(
         y="mean:Q", tooltip=[alt.Tooltip("mean:Q", format=".4f")])
