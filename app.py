@@ -79,6 +79,13 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def forget_if_not_in(key: str, options: list) -> None:
+    """Drop a remembered choice that the current model does not offer (e.g. layer4.2 after
+    switching from a ResNet-50 to a ResNet-18), so its widget starts from its default."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+
+
 def upload_digest(upload) -> str:
     """The content hash of an upload, computed once per uploaded file (a 100 MB checkpoint takes
     ~0.2 s to hash, too slow to repeat on every rerun)."""
@@ -99,9 +106,18 @@ def show_predictions(capture: Capture, labels, k: int = 5) -> None:
 
 
 def top_channels_caption(weights, k: int) -> str:
-    """The top-k channels as text, strongest first: the chart labels only those that fit."""
+    """The top-k channels as text, strongest first (the chart labels only those that fit), and
+    how many channels tie with the k-th: saturated gates often give dozens of exact 1.0s, and
+    then which of them make the top k is only the channel order."""
     top = strongest_channels(weights[None], k)[0].tolist()
-    return f"Top {len(top)} channels (orange): " + " · ".join(f"#{c} {weights[c]:.3f}" for c in top)
+    text = (f"Top {len(top)} channel{'s' if len(top) > 1 else ''} (orange): "
+            + " · ".join(f"#{c} {weights[c]:.4f}" for c in top))
+    last = weights[top[-1]]
+    tied, tied_in_top = int((weights == last).sum()), sum(int(weights[c] == last) for c in top)
+    if tied > tied_in_top:
+        text += (f". {tied} channels share the weight {last:.4f} exactly; the lowest-numbered "
+                 f"{tied_in_top} of them are shown.")
+    return text
 
 
 def weights_csv(capture: Capture) -> str:
@@ -233,17 +249,21 @@ stages = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
 page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"
 
 
-def pick_block(key: str):
+def pick_block():
+    """One stage and block selection shared by every view; the block list follows the stage (a
+    widget per stage, so its label can never show another stage's block)."""
+    names = {stage: [r.name for r in records if r.stage == stage] for stage in stages}
+    forget_if_not_in("stage", stages)
     c1, c2 = st.columns(2)
-    stage = c1.selectbox("Stage", stages, index=len(stages) - 1, key=f"{key}_stage")
-    in_stage = [r for r in records if r.stage == stage]
-    index = c2.selectbox("Block", range(len(in_stage)), index=len(in_stage) - 1, key=f"{key}_block",
-                         format_func=lambda i: in_stage[i].name)
-    return in_stage[index]
+    stage = c1.selectbox("Stage", stages, index=len(stages) - 1, key="stage")
+    block_key = f"block_in_stage_{stage}"
+    forget_if_not_in(block_key, names[stage])
+    name = c2.selectbox("Block", names[stage], index=len(names[stage]) - 1, key=block_key)
+    return next(r for r in records if r.name == name)
 
 
 if page == "Block":
-    record = pick_block("inspect")
+    record = pick_block()
     shown = spatial_view(record, 0, top_k)
     c1, c2 = st.columns([1, 1])
     with c1:
@@ -302,11 +322,13 @@ elif page == "Compare":
                 show_overlay(other_view, v, caption=f"{r.name}: {v.label}")
 
 elif page == "Intervene":
-    record = pick_block("edit")
+    record = pick_block()
     mode = st.radio("Edit", ["gate_off", "zero_top_k"], horizontal=True, key="edit_mode", format_func=lambda m: {
         "gate_off": "switch this block's attention off (gate = 1)",
         "zero_top_k": f"zero its top-{top_k} channels"}[m])
     edited = analyse(digest, model_key, (record.name, mode, top_k), x, loaded)
+    if mode == "zero_top_k":
+        st.caption("Zeroed: " + top_channels_caption(record.channel[0], top_k))
     before, after = st.columns(2)
     with before:
         st.markdown("**Original**")
@@ -320,7 +342,7 @@ elif page == "Intervene":
 
 else:
     st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")
-    record = pick_block("download")
+    record = pick_block()
     stem = Path(filename).stem
     shown = spatial_view(record, 0, top_k)
     c1, c2 = st.columns(2)

@@ -43,11 +43,14 @@ def shown_predictions(at: AppTest, index: int = 0) -> list[tuple[str, float]]:
     return list(zip(table["class"], table["probability"]))
 
 
-def expected_predictions(name: str, data: bytes, k: int = 5, edit=None) -> list[tuple[str, float]]:
+def model_and_input(name: str, data: bytes):
     loaded = pretrained.load(name)
-    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None], edit,
-                                require_attention=False)
-    return [(loaded.labels[c], p) for c, p in capture.top_k(k)]
+    return loaded.model, loaded.preprocess(decode_image(data))[None]
+
+
+def expected_predictions(name: str, data: bytes, k: int = 5, edit=None) -> list[tuple[str, float]]:
+    capture = capture_attention(*model_and_input(name, data), edit, require_attention=False)
+    return [(pretrained.load(name).labels[c], p) for c, p in capture.top_k(k)]
 
 
 def assert_same_predictions(shown, expected):
@@ -72,6 +75,14 @@ def test_default_page_needs_no_action():
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
     assert at.metric[0].label == "Localisation score on the object mask" and float(at.metric[0].value) > 0
+    # layer4.1's gate saturates: 37 channels are exactly 1.0, so the top 5 is only channel order
+    w = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / first["file"]).read_bytes())
+                          ).layers[-1].channel[0].numpy()
+    first_five = np.flatnonzero(w == 1.0)[:5]
+    assert int((w == 1.0).sum()) == 37
+    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} 1.0000" for c in first_five)
+            + ". 37 channels share the weight 1.0000 exactly; the lowest-numbered 5 of them are shown."
+            in [c.value for c in at.caption])
 
 
 def test_upload_then_inspect_another_block():
@@ -79,16 +90,19 @@ def test_upload_then_inspect_another_block():
     at = upload(app(), "star.png", data, "image/png")
     assert_clean(at)
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
-    at.selectbox(key="inspect_stage").set_value(1).run()
-    at.selectbox(key="inspect_block").set_value(0).run()
+    at.selectbox(key="stage").set_value(1).run()
+    assert at.selectbox(key="block_in_stage_1").value == "layer1.1"   # the stage's last block
+    at.selectbox(key="block_in_stage_1").set_value("layer1.0").run()
     assert_clean(at)
     assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
-    loaded = pretrained.load(pretrained.DEFAULT_MODEL)
-    capture = capture_attention(loaded.model, loaded.preprocess(decode_image(data))[None])
+    capture = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, data))
     w = next(r for r in capture.layers if r.name == "layer1.0").channel[0].numpy()
     top = np.argsort(-w, kind="stable")[:5]
-    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} {w[c]:.3f}" for c in top)
+    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} {w[c]:.4f}" for c in top)
             in [c.value for c in at.caption])
+    at.segmented_control(key="view").set_value("Intervene").run()    # the choice follows the user
+    assert at.selectbox(key="block_in_stage_1").value == "layer1.0"
+    assert "**With `layer1.0` edited**" in [m.value for m in at.markdown]
 
 
 def test_camera_picture():
@@ -131,7 +145,7 @@ def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
     at.toggle(key="stretch").set_value(True).run()
     at.toggle(key="sort").set_value(True).run()
     at.slider(key="top_k").set_value(12).run()
-    at.selectbox(key="inspect_stage").set_value(2).run()
+    at.selectbox(key="stage").set_value(2).run()
     at.segmented_control(key="view").set_value("Overview").run()
     assert_clean(at)
     assert len(calls) == 1
@@ -160,6 +174,8 @@ def test_intervene_shows_original_and_edited(mode):
     assert_same_predictions(shown_predictions(at, 1), expected_predictions(name, data))
     assert_same_predictions(shown_predictions(at, 2), expected_predictions(name, data, edit=Intervention("layer4.1", mode, 5)))
     assert at.metric[0].label.startswith("Probability of '")
+    zeroed = [c.value for c in at.caption if c.value.startswith("Zeroed: Top 5 channels")]
+    assert len(zeroed) == (mode == "zero_top_k")
 
 
 def test_downloads_view_offers_every_figure_and_the_weights():
