@@ -30,30 +30,34 @@ def explain(module: nn.Module, record, model: nn.Module | None = None) -> str:
     share = ""
     if model is not None:
         total = sum(p.numel() for p in model.parameters())
-        share = f" ({params / total:.3%} of the model's {total:,})"
+        share = f" ({100 * params / total:.3g}% of the model's {total:,})"
     lines = [f"**{record.name}** -- {record.kind.upper()} on a feature map of {c} channels x {h} x {w}",
              f"- parameters of this attention block: **{params:,}**{share}"]
     if record.kind == "se":
         r = _hidden(module)
-        lines += ["- SE (Hu et al., CVPR 2018): squeeze by global average pooling -> FC "
-                  f"{c} -> {r} -> ReLU -> FC {r} -> {c} -> sigmoid -> scale each channel",
+        pool = "max" if getattr(module, "mode", "avg") == "max" else "avg"   # timm's SE: always avg
+        lines += [f"- SE (Hu et al., CVPR 2018): squeeze by global {'maximum' if pool == 'max' else 'average'} "
+                  f"pooling -> FC {c} -> {r} -> ReLU -> FC {r} -> {c} -> sigmoid -> scale each channel",
                   f"- reduction ratio r = {c} / {r} = {c // r}",
-                  "- `w = sigmoid(W2 relu(W1 avgpool(x)))`, `y = w * x` (one weight per channel)"]
+                  f"- `w = sigmoid(W2 relu(W1 {pool}pool(x)))`, `y = w * x` (one weight per channel)"]
     elif record.kind == "eca":
         conv = _first(module, nn.Conv1d)
         lines += ["- ECA (Wang et al., CVPR 2020): global average pooling -> " + _eca_line(c, conv.kernel_size[0])
                   + " -> sigmoid -> scale", "- `w = sigmoid(conv1d_k(avgpool(x)))`, `y = w * x` -- "
-                  "no dimensionality reduction, each channel looks at its k neighbours"]
+                  "no dimensionality reduction: each channel's weight sees itself and its (k - 1) / 2 "
+                  "neighbours on each side"]
     else:
         spatial = _first(module, nn.Conv2d, lambda m: m.in_channels == 2)
         conv1d = _first(module, nn.Conv1d)
-        channel = (_eca_line(c, conv1d.kernel_size[0]) if conv1d is not None else
-                   f"shared MLP {c} -> {_hidden(module)} -> {c} (r = {c // _hidden(module)})")
-        bn = " -> BatchNorm" if _first(module, nn.BatchNorm2d) is not None else ""
+        channel, shared = ((_eca_line(c, conv1d.kernel_size[0]), "conv1d_k") if conv1d is not None else
+                           (f"shared MLP {c} -> {_hidden(module)} -> {c} (r = {c // _hidden(module)})", "MLP"))
+        k = spatial.kernel_size[0]
+        has_bn = _first(module, nn.BatchNorm2d) is not None
+        conv = f"BN(conv{k}x{k}([max_c; mean_c]))" if has_bn else f"conv{k}x{k}([max_c; mean_c])"
         lines += ["- CBAM (Woo et al., ECCV 2018), channel then spatial attention:",
                   f"  - channel: avg- and max-pooled descriptors through a {channel}, summed -> sigmoid -> "
-                  "scale each channel: `Mc = sigmoid(MLP(avgpool x) + MLP(maxpool x))`",
+                  f"scale each channel: `Mc = sigmoid({shared}(avgpool x) + {shared}(maxpool x))`",
                   f"  - spatial: [max over channels, mean over channels] (2 x {h} x {w}) -> "
-                  f"{spatial.kernel_size[0]}x{spatial.kernel_size[0]} conv{bn} -> sigmoid -> scale each "
-                  f"position: `Ms = sigmoid(conv([max_c; mean_c]))`, one weight per pixel of the {h} x {w} map"]
+                  f"{k}x{k} conv{' -> BatchNorm' if has_bn else ''} -> sigmoid -> scale each "
+                  f"position: `Ms = sigmoid({conv})`, one weight per pixel of the {h} x {w} map"]
     return "\n".join(lines)
