@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ from PIL import Image
 import pretrained
 from blocks import Capture, Intervention, capture_attention, strongest_channels
 from blocks.localisation import localisation_score
-from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure,
-                 overlay, spatial_grid_figure, spatial_view)
+from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, overlay,
+                 spatial_grid_figure, spatial_view, spatial_view_figure)
 from viz.channels import channel_depth_chart, channel_weights_chart
 from viz.decode import ImageError, decode_image
 from viz.report import attention_json
@@ -54,9 +55,11 @@ def load_checkpoint(model_key: str, filename: str, _data: bytes) -> pretrained.L
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def model_view(digest: str, model_key: str, _data: bytes, _loaded: pretrained.LoadedModel):
-    """The decoded image as the model sees it, and its input tensor [1, 3, H, W]."""
-    view = _loaded.preprocess.view(decode_image(_data))
-    return view, _loaded.preprocess.to_tensor(view)[None]
+    """The decoded image as the model sees it, its input tensor [1, 3, H, W], and what resizing
+    and cropping cost it when that is a lot ('' otherwise)."""
+    image = decode_image(_data)
+    view = _loaded.preprocess.view(image)
+    return view, _loaded.preprocess.to_tensor(view)[None], _loaded.preprocess.caveat(image)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -77,6 +80,12 @@ def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def out_of_domain_note(loaded: pretrained.LoadedModel) -> str:
+    return (f"{loaded.name} knows only {len(loaded.labels)} shapes ({', '.join(loaded.labels)}): on any other "
+            "picture it still answers one of them, often confidently. Its attention maps still show where it "
+            "looks. For photos, choose an ImageNet model (marked \"downloads once\").")
 
 
 def forget_if_not_in(key: str, options: list) -> None:
@@ -137,6 +146,8 @@ def show_overlay(image: Image.Image, shown, caption: str = "") -> None:
              caption=caption or None)
     st.image(colorbar_strip(cmap), width="stretch",
              caption=f"{lo:.2f} to {hi:.2f}: " + ("gate value, fixed scale" if fixed else "stretched to this map's range"))
+    if shown.note:
+        st.info(f"The map is empty: {shown.note}. Try a larger top-k or another block.")
 
 
 def sample_mask(sample: dict, preprocess: pretrained.Preprocess) -> np.ndarray | None:
@@ -162,8 +173,10 @@ with st.sidebar:
                           format_func=lambda n: n if n == OWN_CHECKPOINT else f"{n} ({SOURCE_TAGS[entries[n].source]})")
     weights_file = None
     if choice == OWN_CHECKPOINT:
-        weights_file = st.file_uploader("Weights for one of our architectures (.pt, .pth, .safetensors)",
-                                        type=WEIGHT_TYPES, key="weights")
+        weights_file = st.file_uploader(
+            "Weights file (" + ", ".join(f".{t}" for t in WEIGHT_TYPES) + ")", type=WEIGHT_TYPES, key="weights",
+            help="A state dict (or a dict holding one) of one of our ResNets, a timm ResNet, or an official "
+                 "ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
 
     st.header("Image")
     source = st.radio("Image source", ["Sample", "Upload", "Camera"], key="source")
@@ -224,7 +237,7 @@ if data is None:
     st.stop()
 
 try:
-    view, x = model_view(digest, model_key, data, loaded)
+    view, x, caveat = model_view(digest, model_key, data, loaded)
 except ImageError as e:
     st.error(f"Cannot use {filename}: {e}")
     st.stop()
@@ -235,10 +248,14 @@ left, right = st.columns([1, 2])
 with left:
     st.image(view, caption=f"{filename}, as the model sees it ({view.width} x {view.height} after resize and crop)",
              width="stretch")
+    if caveat:
+        st.warning(caveat)
 with right:
     st.subheader("Predictions")
     st.caption(loaded.description)
     show_predictions(capture, loaded.labels)
+    if loaded.source == "bundled" and not (sample and sample.get("label") in loaded.labels):
+        st.info(out_of_domain_note(loaded))
 
 records = capture.layers
 if not records:
@@ -285,15 +302,19 @@ if page == "Block":
                        "image: 1.0 is no better than uniform attention.")
 
 elif page == "Overview":
-    label = spatial_view(records[0], 0, top_k).label
-    st.markdown(f"**All blocks** -- {label}")
+    first = spatial_view(records[0], 0, top_k)
+    st.markdown(f"**All blocks** -- {first.label}")
+    fixed = first.absolute and not stretch
+    st.image(colorbar_strip(cmap), width="stretch", caption=(
+        "0.00 to 1.00: gate value, fixed scale: the same colour means the same gate in every block" if fixed else
+        "low to high of each map: every map is stretched to its own range, so colours do not compare across blocks"))
+    width = max(4, *(len([r for r in records if r.stage == s]) for s in stages))   # small maps, short page
     for stage in stages:
-        row = [r for r in records if r.stage == stage]
-        columns = st.columns(max(len([r for r in records if r.stage == s]) for s in stages))
-        for column, r in zip(columns, row):
+        for column, r in zip(st.columns(width), [r for r in records if r.stage == stage]):
             v = spatial_view(r, 0, top_k)
-            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=stretch or not v.absolute, cells=cells),
-                         caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})", width="stretch")
+            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells),
+                         caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})" + (f": {v.note}" if v.note else ""),
+                         width="stretch")
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
 
@@ -303,12 +324,14 @@ elif page == "Compare":
     chosen = st.multiselect("Models to compare (2 or 3)", list(entries), default=bundled[:3], max_selections=3,
                             key="compare")
     compare_stage = st.selectbox("Stage to show", stages, index=len(stages) - 1, key="compare_stage")
+    if len(chosen) < 2:
+        st.info("Choose two or three models above to see them side by side.")
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         with column:
             st.markdown(f"**{name}**")
             try:
                 other = load_model(name)
-                other_view, other_x = model_view(digest, name, data, other)
+                other_view, other_x, _ = model_view(digest, name, data, other)
                 other_capture = analyse(digest, name, None, other_x, other)
             except (pretrained.ModelUnavailable, pretrained.CheckpointError, ValueError) as e:
                 st.warning(str(e))
@@ -343,22 +366,21 @@ elif page == "Intervene":
 else:
     st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")
     record = pick_block()
-    stem = Path(filename).stem
+    stem = re.sub(r"[^\w.-]+", "-", f"{Path(filename).stem}_{loaded.name}")   # one file set per image and model
     shown = spatial_view(record, 0, top_k)
     c1, c2 = st.columns(2)
     c1.download_button(f"{record.name} channel weights (PNG)", lambda: figure_png(channel_weights_figure(
         record.channel[0], sort=sort_channels, top_k=top_k, title=f"{record.name}: channel weights")),
         file_name=f"{stem}_{record.name}_channels.png", mime="image/png")
-    c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(heatmap_figure(
-        view, shown.values, cmap=cmap, alpha=alpha, stretch=stretch or not shown.absolute,
-        title=f"{record.name}: {shown.label}")), file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
+    c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(spatial_view_figure(
+        view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}")), file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
     c1.download_button("Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
         view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k)),
         file_name=f"{stem}_overview.png", mime="image/png")
     c1.download_button("Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
         [r.name for r in records], [r.channel[0] for r in records])), file_name=f"{stem}_depth.png", mime="image/png")
     c2.download_button("All weights and predictions (JSON)", lambda: json.dumps(
-        attention_json(capture, loaded.labels, loaded.name, filename)), file_name=f"{stem}_attention.json",
+        attention_json(capture, loaded.labels, loaded.name, filename, top_k)), file_name=f"{stem}_attention.json",
         mime="application/json")
     c2.download_button("All channel weights (CSV)", lambda: weights_csv(capture), file_name=f"{stem}_weights.csv",
                        mime="text/csv")

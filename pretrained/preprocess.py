@@ -38,6 +38,20 @@ class Preprocess:
         box = (left / sx, top / sy, (left + self.input_size) / sx, (top + self.input_size) / sy)
         return image.resize((self.input_size, self.input_size), INTERPOLATIONS[self.interpolation], box=box)
 
+    def caveat(self, image: Image.Image) -> str:
+        """What resizing and cropping cost this image, when it is a lot ('' otherwise): a tiny
+        image enlarged many times holds almost no detail, and the centre crop of a long strip
+        keeps a small part of it."""
+        w, h = image.size
+        notes = []
+        enlarged = self.input_size / self.crop_pct / min(w, h)
+        if enlarged > 4:
+            notes.append(f"the model sees it enlarged {enlarged:.0f} times, so it holds almost no detail")
+        kept = self.crop_pct * min(w, h) / max(w, h)   # of the long side, after the centre crop
+        if kept < 1 / 3:
+            notes.append(f"the square centre crop keeps only {100 * kept:.2g}% of its length")
+        return f"This image is {w} x {h} pixels: " + "; ".join(notes) + "." if notes else ""
+
     def to_tensor(self, view: Image.Image) -> torch.Tensor:
         """A `view` as a normalised [3, H, W] float tensor."""
         return self.normalise(torch.from_numpy(np.array(view, dtype=np.float32)).permute(2, 0, 1) / 255)

@@ -105,6 +105,30 @@ def test_upload_then_inspect_another_block():
     assert "**With `layer1.0` edited**" in [m.value for m in at.markdown]
 
 
+def test_shapes_model_says_when_a_picture_is_not_a_shape():
+    at = app()
+    assert not at.info                                        # a shapes sample: in the model's domain
+    at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
+    assert_clean(at)
+    labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
+    assert [i.value for i in at.info] == [
+        f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
+        "of them, often confidently. Its attention maps still show where it looks. For photos, choose an "
+        "ImageNet model (marked \"downloads once\")."]
+
+
+def test_an_empty_activity_map_says_so():
+    at = app()
+    at.selectbox(key="model").set_value("se-resnet18-shapes").run()
+    at.selectbox(key="sample").set_value("Shape: star (bundled dataset)").run()
+    at.slider(key="top_k").set_value(1).run()                  # layer4.1's strongest channel is silent here
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["The map is empty: none of the top-1 weighted channels fires on this "
+                                          "image (all zero). Try a larger top-k or another block."]
+    at.slider(key="top_k").set_value(5).run()
+    assert not at.info
+
+
 def test_camera_picture():
     photo = png(Image.open(ASSETS / "chelsea.jpg"), "JPEG")
     at = app()
@@ -129,7 +153,9 @@ def test_every_sample_and_model_switch():
         data = (ASSETS / samples[-1]["file"]).read_bytes()
         assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
         plain = name.startswith("plain")
-        assert bool(at.info) == plain and (not plain or "has no attention blocks" in at.info[0].value)
+        infos = [i.value for i in at.info]
+        assert infos[0].startswith(f"{name} knows only 10 shapes")      # the last sample is a photo
+        assert len(infos) == 1 + plain and (not plain or "has no attention blocks" in infos[1])
 
 
 def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
@@ -149,7 +175,11 @@ def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
     at.segmented_control(key="view").set_value("Overview").run()
     assert_clean(at)
     assert len(calls) == 1
-    assert len(at.get("image")) == 1 + 8              # the model's view + one overlay per block
+    assert len(at.get("image")) == 1 + 1 + 8          # the model's view, the colour scale, one overlay per block
+    assert at.get("image")[1].proto.imgs[0].caption.startswith("low to high of each map: every map is stretched")
+    at.toggle(key="stretch").set_value(False).run()
+    assert at.get("image")[1].proto.imgs[0].caption.startswith("0.00 to 1.00: gate value, fixed scale")
+    assert len(calls) == 1
 
 
 def test_compare_three_models_side_by_side():
@@ -161,6 +191,10 @@ def test_compare_three_models_side_by_side():
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
     for i, name in enumerate(chosen):
         assert_same_predictions(shown_predictions(at, 1 + i), expected_predictions(name, data, k=3))
+    assert not at.info
+    at.multiselect(key="compare").set_value(chosen[:1]).run()
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["Choose two or three models above to see them side by side."]
 
 
 @pytest.mark.parametrize("mode", ["gate_off", "zero_top_k"])
@@ -240,6 +274,16 @@ def test_odd_but_valid_images_are_handled():
         assert_clean(at)
         assert not at.error, (name, [e.value for e in at.error])
         assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
+        assert [w.value for w in at.warning] == CAVEATS.get(name, []), name
+
+
+CAVEATS = {  # the bundled model sees 128 x 128 (no crop margin): what that costs these images
+    "one.png": ["This image is 1 x 1 pixels: the model sees it enlarged 128 times, so it holds almost no detail."],
+    "palette.png": ["This image is 30 x 30 pixels: the model sees it enlarged 4 times, so it holds almost no "
+                    "detail."],
+    "strip.png": ["This image is 1 x 5000 pixels: the model sees it enlarged 128 times, so it holds almost no "
+                  "detail; the square centre crop keeps only 0.02% of its length."],
+}
 
 
 BAD_IMAGES = {

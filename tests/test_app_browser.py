@@ -231,3 +231,14 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     expect(alert).to_have_count(0, timeout=RERUN_MS)
     assert_inspected(page, "upload_test.png")
     assert os.path.getsize(shot) > 10_000
+
+    # Downloads: a figure rendered on click, named after the image and the model.
+    main.get_by_text("Downloads", exact=True).click()
+    button = main.get_by_role("button", name="layer4.1 channel weights (PNG)")
+    expect(button).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+    with page.expect_download(timeout=RERUN_MS) as download:
+        button.click()
+    assert download.value.suggested_filename == "upload_test_cbam-resnet18-shapes_layer4.1_channels.png"
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_no_errors(page)

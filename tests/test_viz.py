@@ -1,16 +1,18 @@
 """viz: pure figure builders. Alignment of heatmaps with the image, chart contents, no pyplot."""
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from torch import nn
 
-from blocks import CBAMBlock, capture_attention
+from blocks import AttentionRecord, CBAMBlock, capture_attention
 from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
-                 spatial_grid_figure, spatial_view, upsample)
+                 spatial_grid_figure, spatial_view, spatial_view_figure, upsample)
 from viz.channels import TOP_BAR, channel_weights_chart, spaced
 
 
@@ -98,7 +100,9 @@ def test_channel_chart_one_artist_labels_and_mean():
     assert ax.get_ylim() == (0, 1.08)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["top 3", "mean 0.101"]
     sorted_fig = channel_weights_figure(np.linspace(1, 0, 2048), sort=True, top_k=2, fixed_scale=False)
-    assert sorted_fig.axes[0].texts[0].get_text() == "top 2\n#0: 1.000\n#1: 1.000"
+    assert not sorted_fig.axes[0].texts       # sorted, the top-k are listed in the legend, not over the bars
+    assert [t.get_text() for t in sorted_fig.axes[0].get_legend().get_texts()] == [
+        "top 2", "#0: 1.000", "#1: 1.000", "mean 0.500"]
     assert np.flatnonzero(sorted_fig.axes[0].patches[1].get_data().values).tolist() == [0, 1]
     assert sorted_fig.axes[0].get_xlabel() == "channels sorted by weight (rank)"
     assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
@@ -161,6 +165,7 @@ def test_heatmap_figure_has_colorbar_in_gate_units(capture_and_image, kind):
     cap, image = capture_and_image
     fig = heatmap_figure(image, cap.layers[0].channel[:, :1].expand(4, 4).numpy(), title="t")
     assert len(fig.axes) == 2 and fig.axes[1].get_ylim() == (0.0, 1.0)
+    assert fig.axes[1].get_ylabel() == "gate value (fixed 0-1 scale)"
 
 
 def test_viz_never_touches_pyplot():
@@ -171,3 +176,112 @@ def test_viz_never_touches_pyplot():
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def draw(fig):
+    """Render `fig` with Agg (no pyplot) and return its renderer, for text extents in pixels."""
+    canvas = FigureCanvasAgg(fig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # e.g. "constrained_layout not applied"
+        canvas.draw()
+    return canvas.get_renderer()
+
+
+def inside(box, outer) -> bool:
+    return outer.x0 <= box.x0 and box.x1 <= outer.x1 and outer.y0 <= box.y0 and box.y1 <= outer.y1
+
+
+@pytest.mark.parametrize("sort, top_k", [(True, 1), (True, 5), (True, 10), (True, 11), (True, 12), (True, 32),
+                                         (False, 1), (False, 12), (False, 32)])
+def test_channel_chart_legend_and_listing_never_overlap_the_bars(sort, top_k):
+    w = np.random.default_rng(0).random(2048)
+    fig = channel_weights_figure(w, sort=sort, top_k=top_k, title="layer4.2 (SE): 2048 channel weights")
+    renderer = draw(fig)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    listing = [f"#{c}: {w[c]:.3f}" for c in np.argsort(-w, kind="stable")[:min(top_k, 10)]] if sort else []
+    more = [f"... and {top_k - 10} more"] if sort and top_k > 10 else []
+    assert [t.get_text() for t in legend.get_texts()] == [f"top {top_k}", *listing, *more, f"mean {w.mean():.3f}"]
+    assert legend.get_frame_on() and legend.get_frame().get_alpha() == 1    # an opaque background
+    box = legend.get_window_extent(renderer)
+    assert box.x0 >= ax.bbox.x1 and inside(box, fig.bbox)                    # right of the bars and mean line
+    rows = [t.get_window_extent(renderer) for t in legend.get_texts()]
+    assert all(upper.y0 >= lower.y1 for upper, lower in zip(rows, rows[1:]))  # one row under the other
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    assert all(not t.get_window_extent(renderer).overlaps(box) for t in ax.texts)   # bar labels
+
+
+LONG_TITLE = "layer4.1: where the top-5 weighted channels fire (not a gate)"
+
+
+@pytest.mark.parametrize("colorbar", [True, False])
+def test_heatmap_title_is_wrapped_inside_the_figure(colorbar):
+    image = Image.new("RGB", (128, 128), (90, 90, 90))
+    fig = heatmap_figure(image, np.random.default_rng(0).random((4, 4)), title=LONG_TITLE, colorbar=colorbar)
+    renderer = draw(fig)
+    ax = fig.axes[0]
+    title = ax.title.get_window_extent(renderer)
+    line = ax.title.get_fontsize() * fig.dpi / 72
+    assert ax.get_title() == LONG_TITLE
+    assert inside(title, fig.bbox) and title.height > 1.5 * line           # whole, on two lines
+    assert title.y0 >= ax.images[0].get_window_extent(renderer).y1            # above the image
+    if colorbar:
+        label = fig.axes[1].yaxis.label.get_window_extent(renderer)
+        assert inside(label, fig.bbox) and not label.overlaps(title)
+
+
+def test_spatial_view_figure_labels_its_colour_scale(capture_and_image, kind):
+    cap, image = capture_and_image
+    record = cap.layers[3]
+    view = spatial_view(record, 0, 4)
+    fig = spatial_view_figure(image, view, title=f"{record.name}: {view.label}")
+    assert view.note == ""
+    if kind == "cbam":
+        assert view.units == "gate value"
+        assert fig.axes[0].get_title() == "layer2.1: spatial attention (CBAM gate)"
+        assert fig.axes[1].get_ylabel() == "gate value (fixed 0-1 scale)"
+        stretched = spatial_view_figure(image, view, stretch=True)
+        assert stretched.axes[0].get_title() == "spatial attention (CBAM gate)"
+        assert stretched.axes[1].get_ylabel() == "gate value (stretched to this map)"
+    else:
+        assert view.units == "mean activation"
+        assert fig.axes[0].get_title() == "layer2.1: where the top-4 weighted channels fire (not a gate)"
+        assert fig.axes[1].get_ylabel() == "mean activation (stretched to this map)"
+        shown = upsample(view.values, image.size[::-1])                     # the range drawn
+        assert fig.axes[1].get_ylim() == pytest.approx((shown.min(), shown.max()))
+
+
+def test_spatial_view_without_channel_maps_says_how_to_keep_them(tiny_model, kind):
+    cap = capture_attention(tiny_model, torch.rand(1, 3, 64, 64))           # no channel_maps
+    record = cap.layers[0]
+    if kind == "cbam":                                                       # CBAM's gate needs none
+        assert spatial_view(record).label == "spatial attention (CBAM gate)"
+        return
+    with pytest.raises(ValueError) as from_record:
+        record.activity()
+    assert "channel_maps=K" in str(from_record.value)
+    for show in (lambda: spatial_view(record), lambda: spatial_grid_figure(Image.new("RGB", (64, 64)), cap.layers)):
+        with pytest.raises(ValueError) as from_view:
+            show()
+        assert str(from_view.value) == str(from_record.value)
+
+
+def test_an_all_zero_activity_map_says_so_instead_of_drawing_it():
+    maps = -torch.rand(1, 4, 2, 2)                          # the top channels never fire: activity 0
+    record = AttentionRecord("layer4.1", "layer4.1.attn", "se", 4, 1, torch.rand(1, 16), None, (2, 2),
+                             torch.arange(4)[None], maps)
+    view = spatial_view(record, 0, 3)
+    assert view.label == "where the top-3 weighted channels fire (not a gate)"
+    assert view.note == "none of the top-3 weighted channels fires on this image (all zero)"
+    assert not view.values.any()
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    fig = spatial_view_figure(image, view, title=f"layer4.1: {view.label}")
+    renderer = draw(fig)
+    (ax,) = fig.axes                                         # no colorbar: there is no range to show
+    assert ax.get_title() == ("layer4.1: where the top-3 weighted channels fire (not a gate)\n"
+                              "none of the top-3 weighted channels fires on this image (all zero)")
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    np.testing.assert_array_equal(ax.images[0].get_array(), np.asarray(image))   # the bare image
+    grid = spatial_grid_figure(image, [record], top_k=3)
+    assert grid.axes[0].get_title() == "layer4.1 2x2 (all zero)"
+    np.testing.assert_array_equal(grid.axes[0].images[0].get_array(), np.asarray(image))

@@ -103,3 +103,12 @@ def test_degenerate_sizes_reach_the_model_input(size):
     out = decode_image(encode(Image.new("RGB", size, (1, 2, 3)), "PNG"))
     view = Preprocess(128, 1.0, "bilinear").view(out)
     assert view.size == (128, 128) and view.getpixel((64, 64)) == (1, 2, 3)
+
+
+@pytest.mark.parametrize("size, caveat", [
+    ((640, 480), ""), ((1920, 1080), ""), ((100, 100), ""),                  # ordinary photos: no note
+    ((3000, 1000), "This image is 3000 x 1000 pixels: the square centre crop keeps only 29% of its length."),
+    ((40, 40), "This image is 40 x 40 pixels: the model sees it enlarged 6 times, so it holds almost no detail."),
+])
+def test_caveat_says_what_resize_and_crop_cost(size, caveat):
+    assert Preprocess(224, 0.875).caveat(Image.new("RGB", size)) == caveat

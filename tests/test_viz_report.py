@@ -43,6 +43,7 @@ def test_report_files_and_json(tmp_path, model_file, capsys):
     assert (first["kind"], first["channels"], first["feature_size"]) == ("cbam", 8, [56, 56])
     assert len(first["channel_weights"]) == 8 and len(first["spatial"]) == 56 and len(first["spatial"][0]) == 56
     assert all(0 <= w <= 1 for b in data["blocks"] for w in b["channel_weights"])
+    assert all(len(b["top_channels"]) == 5 for b in data["blocks"])          # --top-k's default
     probs = [p["probability"] for p in data["predictions"]]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
     assert {p["label"] for p in data["predictions"]} <= set("abcdef")
@@ -68,12 +69,67 @@ def test_se_report_shows_where_the_top_k_channels_fire(tmp_path, capsys):
     assert report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "3"]) == 0
     data = json.loads((tmp_path / "out" / "photo" / "attention.json").read_text())
     for block in data["blocks"]:
-        assert block["spatial"] is None
+        assert block["spatial"] is None and len(block["top_channels"]) == 3
         order = np.argsort(-np.array(block["channel_weights"]), kind="stable")
         assert np.array(block["channel_weights"])[block["top_channels"]].tolist() == \
             np.array(block["channel_weights"])[order[:len(block["top_channels"])]].tolist()
-    assert Image.open(tmp_path / "out" / "photo" / "blocks" / "layer2.1_spatial.png").size[0] > 100
+    assert Image.open(tmp_path / "out" / "photo" / "blocks" / "layer2.1_spatial.png").size == (462, 396)  # 110 dpi
+    assert Image.open(tmp_path / "out" / "photo" / "blocks" / "layer2.1_channels.png").size == (770, 286)
 
     with pytest.raises(SystemExit):
         report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "0"])
     assert "--top-k must be at least 1, got 0" in capsys.readouterr().err
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_model_without_attention_is_a_one_line_error(tmp_path, photo, capsys):
+    out = tmp_path / "out"
+    assert report.main([str(photo), "--model", "plain-resnet18-shapes", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("error: model 'plain-resnet18-shapes' has no SE, ECA or CBAM attention "
+                                       "blocks: nothing to report\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--cmap", "nosuchcmap", "argument --cmap: unknown colormap 'nosuchcmap'; choose one of matplotlib's "
+                             "colormaps, e.g. jet, turbo, viridis, inferno, magma, gray"),
+    ("--dpi", "0", "--dpi must be at least 1, got 0"),
+    ("--dpi", "-300", "--dpi must be at least 1, got -300"),
+])
+def test_bad_options_stop_before_any_work(tmp_path, photo, model_file, capsys, option, value, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        report.main([str(photo), "--model", str(model_file), "--out", str(out), option, value])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m viz.report: error: {message}"
+    assert not out.exists()
+
+
+def test_help_names_the_command_and_every_argument(capsys):
+    with pytest.raises(SystemExit) as stop:
+        report.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m viz.report [-h] [--model MODEL] --out DIR [--cmap NAME]")
+    assert "per-block PNGs and a JSON\nof every block's weights." in text
+    assert "exit status 1 if any failed, 2 if the model\ncannot be loaded or has no attention blocks" in text
+    for help_text in ("image files (JPEG, PNG, WebP, BMP, GIF, TIFF)", "folder for the reports, one subfolder per image",
+                      "matplotlib colormap of the spatial maps (default: jet)", "e.g. 300 for slides (default:"):
+        assert help_text in " ".join(text.split())
+
+
+def test_dpi_scales_the_figure_pngs_and_top_k_the_json(tmp_path, photo, model_file):
+    out = tmp_path / "out"
+    assert report.main([str(photo), "--model", str(model_file), "--out", str(out), "--top-k", "12",
+                        "--cmap", "magma", "--dpi", "220"]) == 0
+    assert Image.open(out / "photo" / "blocks" / "layer1.0_spatial.png").size == (924, 792)    # 2 x 110 dpi
+    assert Image.open(out / "photo" / "blocks" / "layer1.0_channels.png").size == (1540, 572)
+    assert Image.open(out / "photo" / "model_input.png").size == (224, 224)   # the model's input, as is
+    data = json.loads((out / "photo" / "attention.json").read_text())
+    assert [len(b["top_channels"]) for b in data["blocks"]] == [min(12, b["channels"]) for b in data["blocks"]]

@@ -1,10 +1,12 @@
 """Channel-weight charts: one block's excitations (SE paper Fig. 6 style) and their spread by depth."""
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .figure import new_figure
 
 BAR, TOP_BAR = "#3b75af", "#f28e2b"   # every channel; the top-k channels
+LISTED = 10                            # sorted charts list at most this many top-k channels
 
 
 def spaced(channels, gap: float) -> list[int]:
@@ -23,9 +25,10 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
     """Bar chart of a block's C channel weights (C up to 2048+) drawn as one `stairs` artist.
 
     `sort` orders bars by weight (x becomes the rank); the `top_k` highest are highlighted and
-    labelled with their channel index (over their bars where the labels fit, or listed in a
-    corner when sorted, where they would stack); a dashed line marks the mean; the y axis is
-    0..1 unless not `fixed_scale`.
+    labelled with their channel index (over their bars where the labels fit; sorted, where they
+    would stack, listed in the legend instead, at most `LISTED` then "... and N more"); a dashed
+    line marks the mean; the y axis is 0..1 unless not `fixed_scale`. The legend sits right of
+    the bars, so it never covers them.
     """
     w = np.asarray(weights, dtype=np.float64).ravel()
     order = np.argsort(-w, kind="stable")
@@ -37,24 +40,29 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
     ax.stairs(shown, edges, fill=True, color=BAR, linewidth=0)
     is_top = np.zeros(len(w), bool)
     is_top[np.arange(len(top)) if sort else top] = True
-    ax.stairs(np.where(is_top, shown, 0), edges, fill=True, color=TOP_BAR, linewidth=0,
-              label=f"top {len(top)}")
-    ax.axhline(w.mean(), color="#d62728", linestyle="--", linewidth=1, label=f"mean {w.mean():.3f}")
-    if sort and len(top):
-        listing = "\n".join(f"#{c}: {w[c]:.3f}" for c in top)
-        ax.text(0.99, 0.97, f"top {len(top)}\n{listing}", transform=ax.transAxes, ha="right", va="top",
-                fontsize=7, family="monospace")
+    top_bars = ax.stairs(np.where(is_top, shown, 0), edges, fill=True, color=TOP_BAR, linewidth=0)
+    mean = ax.axhline(w.mean(), color="#d62728", linestyle="--", linewidth=1)
+    listing = []
+    if sort:
+        listing = [f"#{c}: {w[c]:.3f}" for c in top[:LISTED]]
+        if len(top) > LISTED:
+            listing.append(f"... and {len(top) - LISTED} more")
     else:
         for c in spaced(top, gap=0.04 * len(w)):   # a label is ~4% of the axis wide
             ax.annotate(str(c), (c, w[c]), xytext=(0, 3), textcoords="offset points", ha="center",
                         fontsize=7, color="#222222")
+    blank = Line2D([], [], linestyle="none")
+    legend = ax.legend([top_bars, *[blank] * len(listing), mean],
+                       [f"top {len(top)}", *listing, f"mean {w.mean():.3f}"],
+                       loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, labelspacing=0.3, framealpha=1)
+    for text in legend.get_texts()[1:-1]:
+        text.set_family("monospace")
     ax.set_xlim(-0.5, len(w) - 0.5)
     if fixed_scale:
         ax.set_ylim(0, 1.08)
     ax.set_xlabel("channels sorted by weight (rank)" if sort else "channel")
     ax.set_ylabel("weight")
     ax.set_title(title or f"{len(w)} channel weights", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
     return fig
 
 

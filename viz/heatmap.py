@@ -10,6 +10,7 @@ from PIL import Image
 from blocks.localisation import upsample
 
 from .figure import new_figure
+from .spatial_view import SpatialView
 
 
 def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:
@@ -40,8 +41,10 @@ def colorbar_strip(cmap: str, width: int = 256, height: int = 14) -> Image.Image
 
 
 def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
-                   stretch: bool = False, title: str | None = None, colorbar: bool = True) -> Figure:
-    """`overlay` as a figure with a title and a colorbar in the map's units."""
+                   stretch: bool = False, title: str | None = None, colorbar: bool = True,
+                   units: str = "gate value") -> Figure:
+    """`overlay` as a figure with a title (wrapped to the figure's width) and a colorbar labelled
+    with the map's `units` and its scale (fixed 0-1 or stretched)."""
     values = upsample(attention_map, image.size[::-1])
     lo, hi = display_range(values, stretch)
     fig = new_figure(4.2 if colorbar else 3.6, 3.6)
@@ -49,7 +52,20 @@ def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alph
     ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch))
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, wrap=True)
     if colorbar:
-        fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, shrink=0.8)
+        scale = "stretched to this map" if stretch else "fixed 0-1 scale"
+        fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, shrink=0.8, label=f"{units} ({scale})")
     return fig
+
+
+def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = "jet", alpha: float = 0.5,
+                        stretch: bool = False, title: str | None = None) -> Figure:
+    """`heatmap_figure` of a `SpatialView`, titled `title` (default: the view's label) and its note.
+    SE/ECA activity is always stretched; a view with nothing to show (`view.note`) leaves the
+    image bare, without a colorbar."""
+    title = "\n".join(filter(None, (title or view.label, view.note)))
+    if view.note:
+        return heatmap_figure(image, view.values, alpha=0.0, title=title, colorbar=False)
+    return heatmap_figure(image, view.values, cmap=cmap, alpha=alpha, stretch=stretch or not view.absolute,
+                          title=title, units=view.units)

@@ -12,7 +12,8 @@ from .spatial_view import spatial_view
 def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: str = "jet",
                         alpha: float = 0.5, stretch: bool = False, top_k: int = 8) -> Figure:
     """One row per stage, one column per block. CBAM gates share a 0..1 colour scale (unless
-    `stretch`); SE/ECA channel-activity maps are always stretched per map."""
+    `stretch`); SE/ECA channel-activity maps are always stretched per map, and one that is all zero
+    (`SpatialView.note`) is left off its image and titled "(all zero)"."""
     rows = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
     by_row = {s: [r for r in records if r.stage == s] for s in rows}
     cols = max(len(v) for v in by_row.values())
@@ -26,8 +27,10 @@ def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: st
             view = spatial_view(record, index, top_k)
             label = view.label
             ax = axes[i, j]
-            ax.imshow(overlay(image, view.values, cmap=cmap, alpha=alpha, stretch=stretch or not view.absolute))
-            ax.set_title(f"{record.name} {view.values.shape[0]}x{view.values.shape[1]}", fontsize=7)
+            ax.imshow(overlay(image, view.values, cmap=cmap, alpha=0.0 if view.note else alpha,
+                              stretch=stretch or not view.absolute))
+            ax.set_title(f"{record.name} {view.values.shape[0]}x{view.values.shape[1]}"
+                         + (" (all zero)" if view.note else ""), fontsize=7)
     fig.suptitle(label, fontsize=9)
     if all(r.spatial is not None for r in records) and not stretch:
         fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes, shrink=0.6, label="gate")

@@ -3,30 +3,33 @@ of every block's weights.
 
     python -m viz.report IMAGE... --model cbam-resnet18-shapes --out DIR
 
-Writes DIR/<image stem>/overview.png, channels_by_depth.png, blocks/<block>_channels.png,
-blocks/<block>_spatial.png and attention.json. An unreadable image is reported and skipped; the
-others are still processed (exit status 1 if any failed, 2 if the model cannot be loaded).
+Writes DIR/<image stem>/overview.png, channels_by_depth.png, model_input.png,
+blocks/<block>_channels.png, blocks/<block>_spatial.png and attention.json. An unreadable image is
+reported and skipped; the others are still processed (exit status 1 if any failed, 2 if the model
+cannot be loaded or has no attention blocks).
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
+import matplotlib
 import torch
 
 import pretrained
-from blocks import Capture, capture_attention, strongest_channels
+from blocks import Capture, attention_sites, capture_attention, strongest_channels
 
 from .channels import channel_depth_figure, channel_weights_figure
 from .decode import ImageError, decode_image
 from .figure import figure_png
-from .heatmap import heatmap_figure
+from .heatmap import spatial_view_figure
 from .overview import spatial_grid_figure
 from .spatial_view import spatial_view
 
 
-def attention_json(capture: Capture, labels, model_name: str, image_name: str) -> dict:
-    """Everything a capture holds for image 0, as plain JSON types."""
+def attention_json(capture: Capture, labels, model_name: str, image_name: str, top_k: int = 10) -> dict:
+    """Everything a capture holds for image 0, as plain JSON types; `top_channels`: each block's
+    `top_k` highest-weighted channels, strongest first."""
     return {
         "image": image_name, "model": model_name, "input_size": list(capture.input_size),
         "predictions": [{"class": c, "label": labels[c], "probability": round(p, 6)}
@@ -35,52 +38,76 @@ def attention_json(capture: Capture, labels, model_name: str, image_name: str) -
                     "channels": r.channels, "feature_size": list(r.feature_size),
                     "channel_weights": [round(w, 6) for w in r.channel[0].tolist()],
                     "spatial": None if r.spatial is None else [[round(v, 6) for v in row] for row in r.spatial[0].tolist()],
-                    "top_channels": strongest_channels(r.channel, 10)[0].tolist()}
+                    "top_channels": strongest_channels(r.channel, top_k)[0].tolist()}
                    for r in capture.layers],
     }
 
 
-def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int) -> Path:
+def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int, dpi: int) -> Path:
     image = decode_image(path.read_bytes())
     view = loaded.preprocess.view(image)
     capture = capture_attention(loaded.model, loaded.preprocess.to_tensor(view)[None], channel_maps=top_k)
     target = out / path.stem
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     view.save(target / "model_input.png")
-    (target / "overview.png").write_bytes(figure_png(spatial_grid_figure(view, capture.layers, cmap=cmap, top_k=top_k)))
+    (target / "overview.png").write_bytes(figure_png(
+        spatial_grid_figure(view, capture.layers, cmap=cmap, top_k=top_k), dpi))
     (target / "channels_by_depth.png").write_bytes(figure_png(channel_depth_figure(
-        [r.name for r in capture.layers], [r.channel[0] for r in capture.layers])))
+        [r.name for r in capture.layers], [r.channel[0] for r in capture.layers]), dpi))
     for r in capture.layers:
         (target / "blocks" / f"{r.name}_channels.png").write_bytes(figure_png(channel_weights_figure(
-            r.channel[0], top_k=top_k, title=f"{r.name} ({r.kind.upper()}): {r.channels} channel weights")))
-        view_map = spatial_view(r, 0, top_k)
-        (target / "blocks" / f"{r.name}_spatial.png").write_bytes(figure_png(heatmap_figure(
-            view, view_map.values, cmap=cmap, stretch=not view_map.absolute, title=f"{r.name}: {view_map.label}")))
-    (target / "attention.json").write_text(json.dumps(attention_json(capture, loaded.labels, loaded.name, path.name)))
+            r.channel[0], top_k=top_k, title=f"{r.name} ({r.kind.upper()}): {r.channels} channel weights"), dpi))
+        shown = spatial_view(r, 0, top_k)
+        (target / "blocks" / f"{r.name}_spatial.png").write_bytes(figure_png(spatial_view_figure(
+            view, shown, cmap=cmap, title=f"{r.name}: {shown.label}"), dpi))
+    (target / "attention.json").write_text(json.dumps(
+        attention_json(capture, loaded.labels, loaded.name, path.name, top_k)))
     return target
 
 
+def colormap(name: str) -> str:
+    """argparse type: a registered matplotlib colormap."""
+    if name not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(f"unknown colormap {name!r}; choose one of matplotlib's colormaps, "
+                                         "e.g. jet, turbo, viridis, inferno, magma, gray")
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", type=Path)
-    parser.add_argument("--model", default=pretrained.DEFAULT_MODEL, help="a name from pretrained.available() or a weights file")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cmap", default="jet")
-    parser.add_argument("--top-k", type=int, default=5,
-                        help="channels labelled in the charts and averaged in the SE/ECA maps")
+    parser = argparse.ArgumentParser(prog="python -m viz.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                        help="image files (JPEG, PNG, WebP, BMP, GIF, TIFF)")
+    parser.add_argument("--model", default=pretrained.DEFAULT_MODEL,
+                        help="a name from pretrained.available() or a weights file (default: %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder for the reports, one subfolder per image")
+    parser.add_argument("--cmap", type=colormap, default="jet", metavar="NAME",
+                        help="matplotlib colormap of the spatial maps (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K",
+                        help="channels labelled in the charts, averaged in the SE/ECA maps and listed as "
+                             "top_channels in attention.json (default: %(default)s)")
+    parser.add_argument("--dpi", type=int, default=110,
+                        help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if args.dpi < 1:
+        parser.error(f"--dpi must be at least 1, got {args.dpi}")
     try:
         loaded = pretrained.load(args.model)
     except (ValueError, pretrained.ModelUnavailable) as e:
         print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
         return 2
+    if not attention_sites(loaded.model):
+        print(f"error: model {args.model!r} has no SE, ECA or CBAM attention blocks: nothing to report",
+              file=sys.stderr)
+        return 2
     failed = 0
     with torch.inference_mode():
         for path in args.images:
             try:
-                print(f"{path} -> {write_report(path, loaded, args.out, args.cmap, args.top_k)}")
+                print(f"{path} -> {write_report(path, loaded, args.out, args.cmap, args.top_k, args.dpi)}")
             except (OSError, ImageError) as e:
                 failed += 1
                 print(f"error: {path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}", file=sys.stderr)

@@ -10,12 +10,17 @@ class SpatialView:
     values: np.ndarray   # [h, w]
     label: str           # what the map is, for titles and captions
     absolute: bool       # True: a gate in [0, 1], shown on a fixed 0..1 scale by default
+    units: str           # what a value is, for colour-scale labels: "gate value" or "mean activation"
+    note: str = ""       # set when the map shows nothing (all zero): say this instead of drawing it
 
 
 def spatial_view(record, index: int = 0, top_k: int = 8) -> SpatialView:
-    """The map for image `index` of a capture record (`blocks.capture.AttentionRecord`)."""
+    """The map for image `index` of a capture record (`blocks.capture.AttentionRecord`).
+    SE/ECA records need their channel maps (`capture_attention(..., channel_maps=K)`)."""
     if record.spatial is not None:
-        return SpatialView(record.spatial[index].numpy(), "spatial attention (CBAM gate)", True)
+        return SpatialView(record.spatial[index].numpy(), "spatial attention (CBAM gate)", True, "gate value")
+    values = record.activity(top_k)[index].numpy()
     k = max(1, min(top_k, record.top_maps.shape[1]))
-    return SpatialView(record.activity(k)[index].numpy(),
-                       f"where the top-{k} weighted channels fire (not a gate)", False)
+    note = "" if values.any() else f"none of the top-{k} weighted channels fires on this image (all zero)"
+    return SpatialView(values, f"where the top-{k} weighted channels fire (not a gate)", False,
+                       "mean activation", note)
