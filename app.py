@@ -346,9 +346,13 @@ elif page == "Compare":
 
 elif page == "Intervene":
     record = pick_block()
-    mode = st.radio("Edit", ["gate_off", "zero_top_k"], horizontal=True, key="edit_mode", format_func=lambda m: {
-        "gate_off": "switch this block's attention off (gate = 1)",
-        "zero_top_k": f"zero its top-{top_k} channels"}[m])
+    modes = {"gate_off": "switch this block's attention off (gates = 1)",
+             "channel_gate_off": "only its channel gate off", "spatial_gate_off": "only its spatial gate off",
+             "zero_top_k": f"zero its top-{top_k} channels"}
+    if record.spatial is None:                       # SE / ECA: one gate
+        modes = {m: label for m, label in modes.items() if m in ("gate_off", "zero_top_k")}
+    forget_if_not_in("edit_mode", list(modes))
+    mode = st.radio("Edit", list(modes), horizontal=True, key="edit_mode", format_func=modes.get)
     edited = analyse(digest, model_key, (record.name, mode, top_k), x, loaded)
     if mode == "zero_top_k":
         st.caption("Zeroed: " + top_channels_caption(record.channel[0], top_k))

@@ -88,6 +88,8 @@ class Intervention:
     """An edit of one block's attention during one capture, for debugging; no other call sees it.
 
     "gate_off": every gate of the block outputs 1, i.e. the block's attention is switched off.
+    "channel_gate_off" / "spatial_gate_off": only CBAM's channel (Eq. 2) or spatial (Eq. 3) gate
+    outputs 1, the other still acts; for SE/ECA "channel_gate_off" is "gate_off".
     "zero_top_k": the block's output is zeroed on its k highest-weighted channels.
     The block's own record still shows what its gates computed; everything after it changes."""
     block: str                     # a record name, e.g. "layer3.1"
@@ -95,7 +97,7 @@ class Intervention:
     k: int = 5
 
 
-INTERVENTIONS = ("gate_off", "zero_top_k")
+INTERVENTIONS = ("gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k")
 
 
 class _Site(NamedTuple):
@@ -230,10 +232,14 @@ def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, t
         keep = torch.ones_like(weights).scatter_(1, strongest_channels(weights, edit.k), 0)
         return output * keep[:, :, None, None].to(output.dtype)
 
-    if edit.mode == "gate_off":
-        gates = [g for g in (site.channel_gate, site.spatial_gate) if g is not None]
-        return [g.register_forward_hook(gate_off) for g in gates]
-    return [site.module.register_forward_hook(zero_top_k)]
+    if edit.mode == "zero_top_k":
+        return [site.module.register_forward_hook(zero_top_k)]
+    if edit.mode == "spatial_gate_off" and site.spatial_gate is None:
+        raise ValueError(f"{edit.block} is {site.kind.upper()}: it has no spatial gate to switch off; "
+                         "use 'gate_off' or 'zero_top_k'")
+    gates = {"gate_off": (site.channel_gate, site.spatial_gate), "channel_gate_off": (site.channel_gate,),
+             "spatial_gate_off": (site.spatial_gate,)}[edit.mode]
+    return [g.register_forward_hook(gate_off) for g in gates if g is not None]
 
 
 def _record(i: int, site: _Site, seen: dict) -> AttentionRecord:

@@ -197,7 +197,7 @@ def test_compare_three_models_side_by_side():
     assert [i.value for i in at.info] == ["Choose two or three models above to see them side by side."]
 
 
-@pytest.mark.parametrize("mode", ["gate_off", "zero_top_k"])
+@pytest.mark.parametrize("mode", ["gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k"])
 def test_intervene_shows_original_and_edited(mode):
     at = app()
     at.segmented_control(key="view").set_value("Intervene").run()
@@ -210,6 +210,11 @@ def test_intervene_shows_original_and_edited(mode):
     assert at.metric[0].label.startswith("Probability of '")
     zeroed = [c.value for c in at.caption if c.value.startswith("Zeroed: Top 5 channels")]
     assert len(zeroed) == (mode == "zero_top_k")
+    at.selectbox(key="model").set_value("se-resnet18-shapes").run()     # one gate: no per-gate modes
+    assert_clean(at)
+    assert at.radio(key="edit_mode").options == ["switch this block's attention off (gates = 1)",
+                                                 "zero its top-5 channels"]
+    assert at.radio(key="edit_mode").value == (mode if mode in ("gate_off", "zero_top_k") else "gate_off")
 
 
 def test_downloads_view_offers_every_figure_and_the_weights():

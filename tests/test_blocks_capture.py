@@ -186,6 +186,30 @@ def test_gate_off_intervention_equals_removing_the_attention(tiny_model):
     assert all_hooks(tiny_model) == 0
 
 
+@pytest.mark.parametrize("kind", ["cbam"])
+@pytest.mark.parametrize("mode, removed", [("channel_gate_off", "channel"), ("spatial_gate_off", "spatial")])
+def test_one_cbam_gate_off_equals_removing_that_gate(tiny_model, mode, removed):
+    x = torch.randn(2, 3, 48, 48)
+    edited = capture_attention(tiny_model, x, Intervention("layer2.1", mode))
+    reference = copy_of(tiny_model)
+    setattr(reference.layer2[1].attn, removed, nn.Identity())        # the other gate still acts
+    with torch.no_grad():
+        torch.testing.assert_close(edited.logits, reference(x))
+        assert not torch.allclose(edited.logits, tiny_model(x))
+    assert all_hooks(tiny_model) == 0
+
+
+@pytest.mark.parametrize("kind", ["se", "eca"])
+def test_se_and_eca_have_no_spatial_gate_to_switch_off(tiny_model, kind):
+    x = torch.randn(1, 3, 48, 48)
+    with pytest.raises(ValueError, match=f"layer3.0 is {kind.upper()}: it has no spatial gate to switch off; "
+                                         "use 'gate_off' or 'zero_top_k'"):
+        capture_attention(tiny_model, x, Intervention("layer3.0", "spatial_gate_off"))
+    torch.testing.assert_close(capture_attention(tiny_model, x, Intervention("layer3.0", "channel_gate_off")).logits,
+                               capture_attention(tiny_model, x, Intervention("layer3.0", "gate_off")).logits)
+    assert all_hooks(tiny_model) == 0
+
+
 class ChannelMask(nn.Module):
     def __init__(self, keep):
         super().__init__()
@@ -213,7 +237,8 @@ def test_bad_interventions(tiny_model):
     x = torch.randn(1, 3, 48, 48)
     with pytest.raises(ValueError, match="no attention block named 'layer9.0'; blocks: layer1.0, layer1.1"):
         capture_attention(tiny_model, x, Intervention("layer9.0"))
-    with pytest.raises(ValueError, match="unknown intervention 'scramble'; choose one of 'gate_off', 'zero_top_k'"):
+    with pytest.raises(ValueError, match="unknown intervention 'scramble'; choose one of 'gate_off', 'channel_gate_off', "
+                                         "'spatial_gate_off', 'zero_top_k'"):
         capture_attention(tiny_model, x, Intervention("layer3.0", "scramble"))
     assert all_hooks(tiny_model) == 0
 
