@@ -88,6 +88,24 @@ def out_of_domain_note(loaded: pretrained.LoadedModel) -> str:
             "looks. For photos, choose an ImageNet model (marked \"downloads once\").")
 
 
+def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str, where):
+    """What a bare weights file cannot say, set in the sidebar: the input size and crop the model
+    was trained with, and its class names. Returns the model so configured and its cache key."""
+    p = loaded.preprocess
+    with where.expander("How this checkpoint sees images"):
+        size = st.number_input("Input size (pixels)", 16, 1024, p.input_size, step=16, key=f"size_{model_key}")
+        crop = st.slider("Centre crop (share of the resized image)", 0.5, 1.0, float(p.crop_pct), 0.025,
+                         key=f"crop_{model_key}")
+        text = st.text_area(f"Class names, one per line ({len(loaded.labels)}; optional)", key=f"labels_{model_key}")
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if names and len(names) != len(loaded.labels):
+        where.warning(f"{len(names)} class names for {len(loaded.labels)} classes: keeping the file's names.")
+        names = ()
+    configured = dataclasses.replace(loaded, labels=names or loaded.labels,
+                                     preprocess=dataclasses.replace(p, input_size=int(size), crop_pct=crop))
+    return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names).encode())}"
+
+
 def forget_if_not_in(key: str, options: list) -> None:
     """Drop a remembered choice that the current model does not offer (e.g. layer4.2 after
     switching from a ResNet-50 to a ResNet-18), so its widget starts from its default."""
@@ -177,6 +195,7 @@ with st.sidebar:
             "Weights file (" + ", ".join(f".{t}" for t in WEIGHT_TYPES) + ")", type=WEIGHT_TYPES, key="weights",
             help="A state dict (or a dict holding one) of one of our ResNets, a timm ResNet, or an official "
                  "ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
+        checkpoint_settings = st.container()
 
     st.header("Image")
     source = st.radio("Image source", ["Sample", "Upload", "Camera"], key="source")
@@ -219,6 +238,7 @@ if choice == OWN_CHECKPOINT:
     except (pretrained.CheckpointError, ValueError) as e:
         st.error(f"Cannot use {weights_file.name}: {e}")
         st.stop()
+    loaded, model_key = configure_checkpoint(loaded, model_key, checkpoint_settings)
 else:
     model_key = choice
     try:

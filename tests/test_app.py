@@ -1,4 +1,5 @@
 """The Streamlit app driven the way a person uses it (AppTest): flows, bad input, isolation."""
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -333,6 +334,16 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     assert not at.error
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
     assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+    key = "file:" + hashlib.sha256(buf.getvalue()).hexdigest()          # what a bare file cannot say
+    at.number_input(key=f"size_{key}").set_value(64).run()
+    at.text_area(key=f"labels_{key}").set_value("cat\ndog\nbird\nfish").run()
+    assert_clean(at)
+    assert sorted(at.dataframe[0].value["class"]) == ["bird", "cat", "dog", "fish"]
+    assert any("as the model sees it (64 x 64 after resize and crop)" in i.caption
+               for image in at.get("image") for i in image.proto.imgs)
+    at.text_area(key=f"labels_{key}").set_value("cat\ndog").run()
+    assert [w.value for w in at.sidebar.warning] == ["2 class names for 4 classes: keeping the file's names."]
+    assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
 
     marker = tmp_path / "pwned"
 
