@@ -325,16 +325,20 @@ elif page == "Overview":
     first = spatial_view(records[0], 0, top_k)
     st.markdown(f"**All blocks** -- {first.label}")
     fixed = first.absolute and not stretch
-    st.image(colorbar_strip(cmap), width="stretch", caption=(
+    st.columns(2)[0].image(colorbar_strip(cmap), width="stretch", caption=(
         "0.00 to 1.00: gate value, fixed scale: the same colour means the same gate in every block" if fixed else
         "low to high of each map: every map is stretched to its own range, so colours do not compare across blocks"))
-    width = max(4, *(len([r for r in records if r.stage == s]) for s in stages))   # small maps, short page
-    for stage in stages:
-        for column, r in zip(st.columns(width), [r for r in records if r.stage == stage]):
-            v = spatial_view(r, 0, top_k)
-            column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells),
-                         caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})" + (f": {v.note}" if v.note else ""),
-                         width="stretch")
+    by_stage = [[r for r in records if r.stage == s] for s in stages]
+    slots = max(map(len, by_stage))
+    per_row = max(1, 4 // slots)                  # small maps, short page: ResNet-18 puts two stages a row
+    for first_stage in range(0, len(by_stage), per_row):
+        columns = st.columns(per_row * slots)
+        for j, row in enumerate(by_stage[first_stage:first_stage + per_row]):
+            for column, r in zip(columns[j * slots:], row):
+                v = spatial_view(r, 0, top_k)
+                column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells),
+                             caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})"
+                                     + (f": {v.note}" if v.note else ""), width="stretch")
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
 
@@ -385,7 +389,7 @@ elif page == "Intervene":
         show_predictions(edited, loaded.labels)
     top_class = capture.top_k(1)[0][0]
     p0, p1 = (float(c.logits[0].softmax(0)[top_class]) for c in (capture, edited))
-    st.metric(f"Probability of '{loaded.labels[top_class]}'", f"{p1:.1%}", f"{(p1 - p0) * 100:+.1f} points")
+    st.metric(f"Probability of '{loaded.labels[top_class]}'", f"{p1:.2%}", f"{(p1 - p0) * 100:+.2f} points")
 
 else:
     st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")

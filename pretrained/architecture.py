@@ -1,9 +1,12 @@
-"""Which `attention_resnet` a state dict describes, read from its keys and shapes alone.
+"""Which model a state dict describes, read from its keys and shapes alone.
 
 Handles our own layout, timm ResNets (converted by `timm_convert`) and the official ECA-Net and
-CBAM checkpoints (`official`), so a user's file needs no side information. The one setting that
-leaves no trace in the weights is SE's squeeze ("avg", as in the paper, is assumed).
+CBAM checkpoints (`official`), so a user's file needs no side information. A timm file that
+`attention_resnet` cannot express is loaded into timm's own model (`timm_models`). The one setting
+that leaves no trace in the weights is SE's squeeze ("avg", as in the paper, is assumed).
 """
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -12,6 +15,16 @@ from blocks import attention_resnet
 from .checkpoint import CheckpointError, load_weights
 from .official import LAYOUTS, build_official_model, infer_resnet_depth
 from .timm_convert import convert_timm_state_dict
+from .timm_models import timm_model_from_state_dict
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A model holding a file's weights, and what the file was read as."""
+    model: nn.Module            # eval mode
+    architecture: str           # "CBAM ResNet-18", "timm seresnet18"
+    layout: str                 # "Attention Lens", "timm ResNet", "timm", "official ..."
+    num_classes: int
 
 
 def _kernels(state_dict: dict[str, torch.Tensor], path: str) -> tuple[int, ...]:
@@ -58,18 +71,30 @@ def describe(state_dict: dict[str, torch.Tensor]) -> dict:
             "width": state_dict["conv1.weight"].shape[0], **options}
 
 
-def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[nn.Module, str]:
-    """An eval-mode model holding `state_dict`, and the layout it was read as."""
+def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
+    """An eval-mode model holding `state_dict`: an `attention_resnet` where one fits, else
+    timm's own model (for a file in timm's layout)."""
     if any(key in state_dict for _, key, _ in LAYOUTS.values()):
         model, info = build_official_model(state_dict)
-        return model, f"official {info.layout}"
-    layout = "Attention Lens"
-    if any(".se." in key for key in state_dict):
-        state_dict, layout = convert_timm_state_dict(state_dict), "timm ResNet"
-    config = describe(state_dict)
+        return _ours(model, f"official {info.layout}")
+    if "conv1.weight" in state_dict and not any(".se." in key for key in state_dict):
+        return _ours(_attention_resnet(state_dict), "Attention Lens")
     try:
-        model = attention_resnet(**config)
+        return _ours(_attention_resnet(convert_timm_state_dict(state_dict)), "timm ResNet")
+    except CheckpointError:         # e.g. a deep stem, or SE widths rounded per stage
+        model, name = timm_model_from_state_dict(state_dict)
+        return BuiltModel(model, f"timm {name}", "timm", model.num_classes)
+
+
+def _attention_resnet(state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    try:
+        model = attention_resnet(**describe(state_dict))
     except ValueError as e:
         raise CheckpointError(f"the file's shapes describe a model that cannot be built: {e}") from e
     load_weights(model, state_dict)
-    return model.eval(), layout
+    return model.eval()
+
+
+def _ours(model: nn.Module, layout: str) -> BuiltModel:
+    return BuiltModel(model, f"{(model.attention or 'plain').upper()} ResNet-{model.depth}", layout,
+                      model.fc.out_features)

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+from dataclasses import dataclass
 
 from safetensors.torch import load as safetensors_from_bytes
 from safetensors.torch import load_file as safetensors_from_file
@@ -21,6 +22,8 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")  
 MODULE_PREFIX = "module."                   # added by nn.DataParallel / DistributedDataParallel
 NOT_WEIGHTS = "not a PyTorch or safetensors weights file"
 REFUSED = "refused: this file is not a plain weights file ({}); only tensors are loaded"
+SAVE_WEIGHTS = (". If it is a whole model saved with torch.save(model, path), save its weights "
+                "instead: torch.save(model.state_dict(), path)")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed global|whose module)")
 SHOWN = 5                                   # names listed per kind of problem
 SAFETENSORS_HEADER_LIMIT = 1 << 20          # metadata is read from the first MiB only
@@ -96,7 +99,9 @@ def _torch_load_error(error: Exception, head: bytes) -> CheckpointError:
         found = UNSAFE_GLOBAL.search(message)
         if found:                   # torch writes builtins.exec as plain "exec"
             name = found[1] if "." in found[1] else f"builtins.{found[1]}"
-            return CheckpointError(REFUSED.format(f"it asks to run code: {name}"))
+            is_class = name.rpartition(".")[2][:1].isupper()      # a pickled object, e.g. a model
+            return CheckpointError(REFUSED.format(f"it asks to run code: {name}")
+                                   + (SAVE_WEIGHTS if is_class else ""))
         if "Unsupported operand" in message and head.startswith((b"\x80", b"PK")):
             # a pickle (or PyTorch's zip of one) with opcodes the loader lacks, e.g. protocol 4's FRAME
             return CheckpointError(REFUSED.format(
@@ -144,20 +149,37 @@ def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
     return state_dict
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """How a state dict differs from the parameter names and shapes a model expects."""
+    missing: list[str]
+    unexpected: list[str]
+    shapes: list[str]           # "name: file [..] vs model [..]"
+
+    @classmethod
+    def between(cls, expected: dict[str, torch.Size], state_dict: dict[str, torch.Tensor]) -> "Mismatch":
+        return cls([k for k in expected if k not in state_dict],
+                   [k for k in state_dict if k not in expected],
+                   [f"{k}: file {list(v.shape)} vs model {list(expected[k])}"
+                    for k, v in state_dict.items() if k in expected and v.shape != expected[k]])
+
+    def __len__(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.shapes)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{len(items)} {one if len(items) == 1 else many} ({', '.join(_first(items))})"
+                         for one, many, items in (("missing key", "missing keys", self.missing),
+                                                  ("unexpected key", "unexpected keys", self.unexpected),
+                                                  ("shape mismatch", "shape mismatches", self.shapes))
+                         if items)
+
+
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load `state_dict` into `model` strictly; names and shapes are compared first, so a
     mismatch is one short message rather than PyTorch's full list."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [f"{k}: file {list(v.shape)} vs model {list(expected[k].shape)}"
-              for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
-    problems = [f"{len(items)} {one if len(items) == 1 else many} ({', '.join(_first(items))})"
-                for one, many, items in (("missing key", "missing keys", missing),
-                                         ("unexpected key", "unexpected keys", unexpected),
-                                         ("shape mismatch", "shape mismatches", shapes)) if items]
-    if problems:
-        raise CheckpointError("the weights do not fit this model: " + "; ".join(problems))
+    mismatch = Mismatch.between({k: v.shape for k, v in model.state_dict().items()}, state_dict)
+    if mismatch:
+        raise CheckpointError(f"the weights do not fit this model: {mismatch}")
     model.load_state_dict(state_dict)
 
 

@@ -5,8 +5,9 @@
 
 Sources: "bundled" (trained here by `pretrained.train`, committed, offline), "timm" (ImageNet, one
 download), "official" (the ECA-Net / CBAM authors' checkpoints, from a file you place), "file" (a
-user's own weights for one of our architectures). Failures raise exceptions whose message says
-what to do: `CheckpointError` (a file that cannot be used), `ModelUnavailable` (weights not here).
+user's own weights for one of our architectures or a timm SE/ECA ResNet). Failures raise
+exceptions whose message says what to do: `CheckpointError` (a file that cannot be used),
+`ModelUnavailable` (weights not here).
 """
 import json
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .bundled import WEIGHTS_DIR
 
 DEFAULT_MODEL = "cbam-resnet18-shapes"
 TORCHVISION_EVAL = Preprocess(224, 0.875, "bilinear")      # Resize(256) + CenterCrop(224)
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".tar", ".bin", ".safetensors")
 OFFICIAL_FILES = {  # name -> (file name the authors publish, attention, what it is)
     "ecanet18-official": ("eca_resnet18_k3577.pth.tar", "eca", "ECA-Net18, ECA-Net authors' ImageNet weights"),
     "ecanet34-official": ("eca_resnet34_k3357.pth.tar", "eca", "ECA-Net34, ECA-Net authors' ImageNet weights"),
@@ -108,11 +110,18 @@ def load(source: str | Path | bytes, name: str | None = None) -> LoadedModel:
     """Load a model by registry name, or from a weights file (a path, or an upload's bytes)."""
     if isinstance(source, str) and not Path(source).is_file():
         entries = {e.name: e for e in available()}
-        if source not in entries:
+        if source in entries:
+            return _load_entry(entries[source])
+        if not _looks_like_a_path(source):
             raise ValueError(f"unknown model {source!r}; choose one of {', '.join(entries)}, "
                              f"or give the path of a weights file")
-        return _load_entry(entries[source])
     return _load_file(source, name or (Path(source).name if not isinstance(source, bytes) else "uploaded file"))
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """Whether a string that names no model names a file (even a missing one) or a folder."""
+    path = Path(text)
+    return path.exists() or path.name != text or text.lower().endswith(WEIGHTS_SUFFIXES)
 
 
 def _load_entry(entry: ModelEntry) -> LoadedModel:
@@ -130,9 +139,9 @@ def _load_entry(entry: ModelEntry) -> LoadedModel:
 def _load_file(source: Path | bytes, name: str) -> LoadedModel:
     """A user's (or bundled) weights file: our layout, timm's, or an official checkpoint."""
     state_dict = read_state_dict(source)
-    model, layout = model_from_state_dict(state_dict)
+    built = model_from_state_dict(state_dict)
     meta = safetensors_metadata(source)
-    classes = model.fc.out_features
+    classes = built.num_classes
     if "labels" in meta:
         labels = tuple(json.loads(meta["labels"]))
         if len(labels) != classes:
@@ -142,6 +151,5 @@ def _load_file(source: Path | bytes, name: str) -> LoadedModel:
     else:
         labels = tuple(f"class {i}" for i in range(classes))
     preprocess = Preprocess(**json.loads(meta["preprocess"])) if "preprocess" in meta else TORCHVISION_EVAL
-    kind = (getattr(model, "attention", None) or "plain").upper()
-    return LoadedModel(name, "file", model, preprocess, labels,
-                       f"{kind} ResNet-{model.depth} from {name} ({layout} layout, {classes} classes)")
+    return LoadedModel(name, "file", built.model, preprocess, labels,
+                       f"{built.architecture} from {name} ({built.layout} layout, {classes} classes)")

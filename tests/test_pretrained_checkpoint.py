@@ -179,11 +179,17 @@ def test_protocol4_state_dict_gets_advice():
     assert str(err.value) == NEW_PROTOCOL
 
 
-def test_whole_module_refused():
+@pytest.mark.parametrize("model,cls", [
+    (nn.Linear(2, 2), "torch.nn.modules.linear.Linear"),
+    (attention_resnet(18, "se", width=8, ratio=4), "blocks.resnet.AttentionResNet"),
+], ids=["linear", "attention-resnet"])
+def test_whole_model_refused_with_what_to_save_instead(model, cls):
     with pytest.raises(CheckpointError) as err:
-        read_state_dict(saved(nn.Linear(2, 2)))
-    assert str(err.value) == ("refused: this file is not a plain weights file (it asks to run code: "
-                              "torch.nn.modules.linear.Linear); only tensors are loaded")
+        read_state_dict(saved({"model": model, "epoch": 3}))
+    assert str(err.value) == (
+        f"refused: this file is not a plain weights file (it asks to run code: {cls}); only tensors "
+        "are loaded. If it is a whole model saved with torch.save(model, path), save its weights "
+        "instead: torch.save(model.state_dict(), path)")
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")

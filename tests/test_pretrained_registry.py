@@ -1,4 +1,5 @@
 """pretrained.available / load: every source, offline, with messages a user can act on."""
+import io
 import json
 import socket
 import subprocess
@@ -112,6 +113,20 @@ def test_unknown_name_lists_the_choices():
         pretrained.load("resnet9000")
 
 
+@pytest.mark.parametrize("relative,reason", [
+    ("no/such/file.pt", "No such file or directory"),
+    ("weights.safetensors", "No such file or directory"),       # no folder in it, but a weights name
+    ("checkpoints", "Is a directory"),
+])
+def test_path_that_is_no_file_says_so(relative, reason, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    for source in (relative, str(tmp_path / relative)):
+        with pytest.raises(CheckpointError) as err:
+            pretrained.load(source)
+        assert str(err.value) == f"cannot read {source}: {reason}"
+
+
 @pytest.fixture
 def small_model():
     torch.manual_seed(1)
@@ -154,6 +169,21 @@ def test_users_timm_layout_file(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), theirs(x), atol=1e-4, rtol=0)
     assert "(timm ResNet layout, 4 classes)" in loaded.description
+
+
+def test_whole_model_upload_is_refused_with_what_to_do(small_model):
+    with pytest.raises(CheckpointError) as err:
+        pretrained.load(saved(small_model))
+    assert str(err.value) == (
+        "refused: this file is not a plain weights file (it asks to run code: "
+        "blocks.resnet.AttentionResNet); only tensors are loaded. If it is a whole model saved with "
+        "torch.save(model, path), save its weights instead: torch.save(model.state_dict(), path)")
+
+
+def saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def test_labels_that_do_not_fit(tmp_path, small_model):
