@@ -193,8 +193,8 @@ with st.sidebar:
     if choice == OWN_CHECKPOINT:
         weights_file = st.file_uploader(
             "Weights file (" + ", ".join(f".{t}" for t in WEIGHT_TYPES) + ")", type=WEIGHT_TYPES, key="weights",
-            help="A state dict (or a dict holding one) of one of our ResNets, a timm ResNet, or an official "
-                 "ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
+            help="A state dict (or a dict holding one) of one of our ResNets, a timm SE/ECA/CBAM ResNet, or an "
+                 "official ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
         checkpoint_settings = st.container()
 
     st.header("Image")
@@ -227,7 +227,7 @@ with st.sidebar:
 
 if choice == OWN_CHECKPOINT:
     if weights_file is None:
-        st.info("Upload a weights file (a state dict of one of our architectures, a timm ResNet, or an "
+        st.info("Upload a weights file (a state dict of one of our architectures, a timm SE/ECA/CBAM ResNet, or an "
                 "official ECA-Net / CBAM checkpoint) in the sidebar.")
         st.stop()
     checkpoint = weights_file.getvalue()
@@ -401,7 +401,8 @@ else:
         record.channel[0], sort=sort_channels, top_k=top_k, title=f"{record.name}: channel weights")),
         file_name=f"{stem}_{record.name}_channels.png", mime="image/png")
     c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(spatial_view_figure(
-        view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}")), file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
+        view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}")),
+        file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
     c1.download_button("Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
         view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k)),
         file_name=f"{stem}_overview.png", mime="image/png")
