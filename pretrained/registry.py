@@ -75,10 +75,12 @@ def _bundled() -> list[ModelEntry]:
             meta = f.metadata()
         arch, training = json.loads(meta["architecture"]), json.loads(meta["training"])
         kind = (arch["attention"] or "plain").upper()
+        smoothing, classes = training["recipe"]["label_smoothing"], len(json.loads(meta["labels"]))
         entries.append(ModelEntry(path.stem, "bundled", arch["attention"],
                                   f"{kind} ResNet-{arch['depth']} (width {arch['width']}) trained on the "
                                   f"bundled shapes dataset; works offline ({training['validation_accuracy']:.1%} "
-                                  f"validation accuracy)",
+                                  f"validation accuracy). Trained with label smoothing {smoothing}, so a sure "
+                                  f"answer reads about {1 - smoothing + smoothing / classes:.0%}, not 100%.",
                                   Preprocess(**json.loads(meta["preprocess"])), path))
     return entries
 
