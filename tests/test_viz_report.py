@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from blocks import attention_resnet
+import pretrained
+from blocks import attention_resnet, capture_attention
 from viz import report
 
 
@@ -44,6 +45,7 @@ def test_report_files_and_json(tmp_path, model_file, capsys):
     assert len(first["channel_weights"]) == 8 and len(first["spatial"]) == 56 and len(first["spatial"][0]) == 56
     assert all(0 <= w <= 1 for b in data["blocks"] for w in b["channel_weights"])
     assert all(len(b["top_channels"]) == 5 for b in data["blocks"])          # --top-k's default
+    assert all(b["channel_activity"] is None for b in data["blocks"])          # CBAM has its spatial gate
     probs = [p["probability"] for p in data["predictions"]]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
     assert {p["label"] for p in data["predictions"]} <= set("abcdef")
@@ -68,8 +70,10 @@ def test_se_report_shows_where_the_top_k_channels_fire(tmp_path, capsys):
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
     assert report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "3"]) == 0
     data = json.loads((tmp_path / "out" / "photo" / "attention.json").read_text())
-    for block in data["blocks"]:
+    capture = capture_attention(model, pretrained.load(weights).preprocess(Image.open(image))[None], channel_maps=3)
+    for block, record in zip(data["blocks"], capture.layers, strict=True):
         assert block["spatial"] is None and len(block["top_channels"]) == 3
+        np.testing.assert_allclose(block["channel_activity"], record.activity(3)[0].numpy(), atol=1e-6)
         order = np.argsort(-np.array(block["channel_weights"]), kind="stable")
         assert np.array(block["channel_weights"])[block["top_channels"]].tolist() == \
             np.array(block["channel_weights"])[order[:len(block["top_channels"])]].tolist()

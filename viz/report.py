@@ -29,7 +29,11 @@ from .spatial_view import spatial_view
 
 def attention_json(capture: Capture, labels, model_name: str, image_name: str, top_k: int = 10) -> dict:
     """Everything a capture holds for image 0, as plain JSON types; `top_channels`: each block's
-    `top_k` highest-weighted channels, strongest first."""
+    `top_k` highest-weighted channels, strongest first; `channel_activity`: for SE/ECA blocks of a
+    capture that kept channel maps, where those channels fire (`record.activity`), else None."""
+    def rounded(rows):
+        return [[round(v, 6) for v in row] for row in rows.tolist()]
+
     return {
         "image": image_name, "model": model_name, "input_size": list(capture.input_size),
         "predictions": [{"class": c, "label": labels[c], "probability": round(p, 6)}
@@ -37,8 +41,10 @@ def attention_json(capture: Capture, labels, model_name: str, image_name: str, t
         "blocks": [{"name": r.name, "module": r.module, "kind": r.kind, "stage": r.stage, "block": r.block,
                     "channels": r.channels, "feature_size": list(r.feature_size),
                     "channel_weights": [round(w, 6) for w in r.channel[0].tolist()],
-                    "spatial": None if r.spatial is None else [[round(v, 6) for v in row] for row in r.spatial[0].tolist()],
-                    "top_channels": strongest_channels(r.channel, top_k)[0].tolist()}
+                    "spatial": None if r.spatial is None else rounded(r.spatial[0]),
+                    "top_channels": strongest_channels(r.channel, top_k)[0].tolist(),
+                    "channel_activity": None if r.spatial is not None or r.top_maps is None
+                    else rounded(r.activity(top_k)[0])}
                    for r in capture.layers],
     }
 
