@@ -310,7 +310,7 @@ if page == "Block":
         st.caption(top_channels_caption(record.channel[0], top_k))
     with c2:
         st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
-                    f"({shown.values.shape[0]} x {shown.values.shape[1]})")
+                    f"({shown.values.shape[0]}\u00a0x\u00a0{shown.values.shape[1]})")   # kept on one line
         show_overlay(view, shown)
     st.subheader("What this block computes")
     st.markdown(explain(loaded.model.get_submodule(record.module), record, loaded.model))
