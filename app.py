@@ -95,7 +95,7 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str, where):
     with where.expander("How this checkpoint sees images"):
         size = st.number_input("Input size (pixels)", 16, 1024, p.input_size, step=16, key=f"size_{model_key}")
         crop = st.slider("Centre crop (share of the resized image)", 0.5, 1.0, float(p.crop_pct), 0.025,
-                         key=f"crop_{model_key}")
+                         format="%.3f", key=f"crop_{model_key}")
         text = st.text_area(f"Class names, one per line ({len(loaded.labels)}; optional)", key=f"labels_{model_key}")
     names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if names and len(names) != len(loaded.labels):
@@ -142,8 +142,9 @@ def top_channels_caption(weights, k: int) -> str:
     last = weights[top[-1]]
     tied, tied_in_top = int((weights == last).sum()), sum(int(weights[c] == last) for c in top)
     if tied > tied_in_top:
-        text += (f". {tied} channels share the weight {last:.4f} exactly; the lowest-numbered "
-                 f"{tied_in_top} of them are shown.")
+        text += (f". {tied} channels share the weight {last:.4f} exactly; "
+                 + ("the lowest-numbered of them is shown." if tied_in_top == 1 else
+                    f"the lowest-numbered {tied_in_top} of them are shown."))
     return text
 
 
@@ -157,15 +158,17 @@ def weights_csv(capture: Capture) -> str:
 
 
 def show_overlay(image: Image.Image, shown, caption: str = "") -> None:
-    """A map over the image, with its colour scale and what the scale means."""
+    """A map over the image, with its colour scale and what the scale means; an empty map (its
+    `note` says why) leaves the image bare, as the downloaded figure does."""
     fixed = shown.absolute and not stretch
+    st.image(overlay(image, shown.values, cmap=cmap, alpha=0.0 if shown.note else alpha, stretch=not fixed,
+                     cells=cells), width="stretch", caption=caption or None)
+    if shown.note:
+        st.info(f"The map is empty: {shown.note}.")
+        return
     lo, hi = (0.0, 1.0) if fixed else (float(shown.values.min()), float(shown.values.max()))
-    st.image(overlay(image, shown.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells), width="stretch",
-             caption=caption or None)
     st.image(colorbar_strip(cmap), width="stretch",
              caption=f"{lo:.2f} to {hi:.2f}: " + ("gate value, fixed scale" if fixed else "stretched to this map's range"))
-    if shown.note:
-        st.info(f"The map is empty: {shown.note}. Try a larger top-k or another block.")
 
 
 def sample_mask(sample: dict, preprocess: pretrained.Preprocess) -> np.ndarray | None:
@@ -287,15 +290,17 @@ page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Bloc
 
 
 def pick_block():
-    """One stage and block selection shared by every view; the block list follows the stage (a
-    widget per stage, so its label can never show another stage's block)."""
-    names = {stage: [r.name for r in records if r.stage == stage] for stage in stages}
-    forget_if_not_in("stage", stages)
+    """One stage and block choice for every view, remembered while a view without it is shown
+    (Streamlit drops the state of widgets it does not draw). The widgets are keyed by the model's
+    block list and the stage, so their labels can never name another model's or stage's block."""
+    layout = sha("|".join(r.name for r in records).encode())[:12]
+    chosen = next((r for r in records if r.name == st.session_state.get("chosen_block")), records[-1])
     c1, c2 = st.columns(2)
-    stage = c1.selectbox("Stage", stages, index=len(stages) - 1, key="stage")
-    block_key = f"block_in_stage_{stage}"
-    forget_if_not_in(block_key, names[stage])
-    name = c2.selectbox("Block", names[stage], index=len(names[stage]) - 1, key=block_key)
+    stage = c1.selectbox("Stage", stages, index=stages.index(chosen.stage), key=f"stage_{layout}")
+    names = [r.name for r in records if r.stage == stage]
+    name = c2.selectbox("Block", names, index=names.index(chosen.name) if chosen.name in names else len(names) - 1,
+                        key=f"block_{layout}_{stage}")
+    st.session_state["chosen_block"] = name
     return next(r for r in records if r.name == name)
 
 
@@ -322,9 +327,9 @@ if page == "Block":
                        "image: 1.0 is no better than uniform attention.")
 
 elif page == "Overview":
-    first = spatial_view(records[0], 0, top_k)
-    st.markdown(f"**All blocks** -- {first.label}")
-    fixed = first.absolute and not stretch
+    widest = spatial_view(records[-1], 0, top_k)        # blocks with fewer channels than top-k use them all
+    st.markdown(f"**All blocks** -- {widest.label}")
+    fixed = widest.absolute and not stretch
     st.columns(2)[0].image(colorbar_strip(cmap), width="stretch", caption=(
         "0.00 to 1.00: gate value, fixed scale: the same colour means the same gate in every block" if fixed else
         "low to high of each map: every map is stretched to its own range, so colours do not compare across blocks"))
@@ -336,9 +341,11 @@ elif page == "Overview":
         for j, row in enumerate(by_stage[first_stage:first_stage + per_row]):
             for column, r in zip(columns[j * slots:], row):
                 v = spatial_view(r, 0, top_k)
-                column.image(overlay(view, v.values, cmap=cmap, alpha=alpha, stretch=not fixed, cells=cells),
+                column.image(overlay(view, v.values, cmap=cmap, alpha=0.0 if v.note else alpha, stretch=not fixed,
+                                     cells=cells), width="stretch",
                              caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})"
-                                     + (f": {v.note}" if v.note else ""), width="stretch")
+                                     + (f", all {r.channels} channels" if r.spatial is None and r.channels < top_k
+                                        else "") + (f": {v.note}" if v.note else ""))
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
 
@@ -372,7 +379,7 @@ elif page == "Intervene":
     record = pick_block()
     modes = {"gate_off": "switch this block's attention off (gates = 1)",
              "channel_gate_off": "only its channel gate off", "spatial_gate_off": "only its spatial gate off",
-             "zero_top_k": f"zero its top-{top_k} channels"}
+             "zero_top_k": f"zero its top-{min(top_k, record.channels)} channels"}
     if record.spatial is None:                       # SE / ECA: one gate
         modes = {m: label for m, label in modes.items() if m in ("gate_off", "zero_top_k")}
     forget_if_not_in("edit_mode", list(modes))
@@ -394,17 +401,20 @@ elif page == "Intervene":
 else:
     st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")
     record = pick_block()
-    stem = re.sub(r"[^\w.-]+", "-", f"{Path(filename).stem}_{loaded.name}")   # one file set per image and model
+    model_name = loaded.name
+    while Path(model_name).suffix.lower() in {f".{t}" for t in WEIGHT_TYPES}:      # mine.pth.tar -> mine
+        model_name = Path(model_name).stem
+    stem = re.sub(r"[^\w.-]+", "-", f"{Path(filename).stem}_{model_name}")   # one file set per image and model
     shown = spatial_view(record, 0, top_k)
     c1, c2 = st.columns(2)
     c1.download_button(f"{record.name} channel weights (PNG)", lambda: figure_png(channel_weights_figure(
         record.channel[0], sort=sort_channels, top_k=top_k, title=f"{record.name}: channel weights")),
         file_name=f"{stem}_{record.name}_channels.png", mime="image/png")
     c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(spatial_view_figure(
-        view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}")),
+        view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}", cells=cells)),
         file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
     c1.download_button("Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
-        view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k)),
+        view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k, cells=cells)),
         file_name=f"{stem}_overview.png", mime="image/png")
     c1.download_button("Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
         [r.name for r in records], [r.channel[0] for r in records])), file_name=f"{stem}_depth.png", mime="image/png")

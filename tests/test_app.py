@@ -59,6 +59,18 @@ def assert_same_predictions(shown, expected):
     np.testing.assert_allclose([p for _, p in shown], [p for _, p in expected], atol=1e-6)
 
 
+def labelled(widgets, label: str):
+    """The one widget of a kind with this label (for widgets keyed by what they show)."""
+    [widget] = [w for w in widgets if w.label == label]
+    return widget
+
+
+def shown_block(at: AppTest) -> str:
+    """The block whose channel chart is on the page, from its heading."""
+    [heading] = [m.value for m in at.markdown if m.value.startswith("**Channel weights** of `")]
+    return heading.split("`")[1]
+
+
 def assert_clean(at: AppTest):
     assert not at.exception, [e.value for e in at.exception]
 
@@ -94,9 +106,9 @@ def test_upload_then_inspect_another_block():
     at = upload(app(), "star.png", data, "image/png")
     assert_clean(at)
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
-    at.selectbox(key="stage").set_value(1).run()
-    assert at.selectbox(key="block_in_stage_1").value == "layer1.1"   # the stage's last block
-    at.selectbox(key="block_in_stage_1").set_value("layer1.0").run()
+    labelled(at.selectbox, "Stage").set_value(1).run()
+    assert labelled(at.selectbox, "Block").value == "layer1.1"        # the stage's last block
+    labelled(at.selectbox, "Block").set_value("layer1.0").run()
     assert_clean(at)
     assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
     capture = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, data))
@@ -105,7 +117,7 @@ def test_upload_then_inspect_another_block():
     assert ("Top 5 channels (orange): " + " · ".join(f"#{c} {w[c]:.4f}" for c in top)
             in [c.value for c in at.caption])
     at.segmented_control(key="view").set_value("Intervene").run()    # the choice follows the user
-    assert at.selectbox(key="block_in_stage_1").value == "layer1.0"
+    assert labelled(at.selectbox, "Block").value == "layer1.0"
     assert "**With `layer1.0` edited**" in [m.value for m in at.markdown]
 
 
@@ -127,10 +139,49 @@ def test_an_empty_activity_map_says_so():
     at.selectbox(key="sample").set_value("Shape: star (bundled dataset)").run()
     at.slider(key="top_k").set_value(1).run()                  # layer4.1's strongest channel is silent here
     assert_clean(at)
-    assert [i.value for i in at.info] == ["The map is empty: none of the top-1 weighted channels fires on this "
-                                          "image (all zero). Try a larger top-k or another block."]
+    assert [i.value for i in at.info] == ["The map is empty: the top-weighted channel does not fire on this "
+                                          "image (all zero)."]
+    assert len(at.get("image")) == 2                        # the model's view and the bare map: no colour scale
     at.slider(key="top_k").set_value(5).run()
-    assert not at.info
+    assert not at.info and len(at.get("image")) == 3
+
+
+def test_block_choice_survives_other_views_and_model_switches():
+    from blocks import attention_resnet
+    at = app()
+    labelled(at.selectbox, "Stage").set_value(2).run()
+    labelled(at.selectbox, "Block").set_value("layer2.0").run()
+    for view in ("Overview", "Compare", "Block"):                  # views without the selectors, and back
+        at.segmented_control(key="view").set_value(view).run()
+    assert_clean(at)
+    assert labelled(at.selectbox, "Block").value == shown_block(at) == "layer2.0"
+
+    torch.manual_seed(0)                                            # a ResNet-34: layer4 has three blocks
+    buf = io.BytesIO()
+    torch.save(attention_resnet(34, "se", num_classes=3, width=8, ratio=2).state_dict(), buf)
+    labelled(at.selectbox, "Stage").set_value(4).run()
+    own_checkpoint(at, "r34.pt", buf.getvalue())
+    assert_clean(at)
+    assert labelled(at.selectbox, "Block").options == ["layer4.0", "layer4.1", "layer4.2"]
+    assert labelled(at.selectbox, "Block").value == shown_block(at) == "layer4.1"   # the choice, where it exists
+    labelled(at.selectbox, "Block").set_value("layer4.2").run()
+    assert shown_block(at) == "layer4.2"
+    at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()             # a ResNet-18 again
+    assert_clean(at)
+    assert labelled(at.selectbox, "Block").options == ["layer4.0", "layer4.1"]
+    assert labelled(at.selectbox, "Block").value == shown_block(at) == "layer4.1"
+
+
+def test_overview_says_which_blocks_average_all_their_channels():
+    at = app()
+    at.selectbox(key="model").set_value("se-resnet18-shapes").run()
+    at.slider(key="top_k").set_value(32).run()
+    at.segmented_control(key="view").set_value("Overview").run()
+    assert_clean(at)
+    assert "**All blocks** -- where the top-32 weighted channels fire (not a gate)" in [m.value for m in at.markdown]
+    captions = [i.caption for image in at.get("image")[2:] for i in image.proto.imgs]
+    assert captions[:3] == ["layer1.0 (32x32), all 16 channels", "layer1.1 (32x32), all 16 channels",
+                            "layer2.0 (16x16)"]
 
 
 def test_camera_picture():
@@ -175,7 +226,7 @@ def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
     at.toggle(key="stretch").set_value(True).run()
     at.toggle(key="sort").set_value(True).run()
     at.slider(key="top_k").set_value(12).run()
-    at.selectbox(key="stage").set_value(2).run()
+    labelled(at.selectbox, "Stage").set_value(2).run()
     at.segmented_control(key="view").set_value("Overview").run()
     assert_clean(at)
     assert len(calls) == 1

@@ -159,6 +159,27 @@ def test_overview_grid_is_stage_by_block(capture_and_image, kind):
     assert titled == ["layer1.0 16x16", "layer1.1 16x16", "layer2.0 8x8", "layer2.1 8x8",
                       "layer3.0 4x4", "layer3.1 4x4", "layer4.0 2x2", "layer4.1 2x2"]
     assert (len(fig.axes) == 9) == (kind == "cbam")   # + one colorbar for absolute gates only
+    stretched = "each map stretched to its own range: colours do not compare across blocks"
+    assert fig.get_suptitle().endswith(stretched) == (kind != "cbam")
+    wide = spatial_grid_figure(image, cap.layers, top_k=20)   # more than stage 1's 8 channels and the 8 maps kept
+    titled = [ax.get_title() for ax in wide.axes if ax.get_title()]
+    if kind == "cbam":
+        assert titled[0] == "layer1.0 16x16"
+    else:
+        assert titled[:3] == ["layer1.0 16x16, all 8", "layer1.1 16x16, all 8", "layer2.0 8x8"]
+        assert wide.get_suptitle().startswith("where the top-8 weighted channels fire")
+
+
+def test_downloaded_figures_can_show_feature_map_cells(capture_and_image):
+    cap, image = capture_and_image
+    view = spatial_view(cap.layers[-1], top_k=4)
+    for cells in (False, True):
+        fig = spatial_view_figure(image, view, cells=cells)
+        np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
+                                      np.asarray(overlay(image, view.values, stretch=not view.absolute, cells=cells)))
+        grid = spatial_grid_figure(image, cap.layers, top_k=4, cells=cells)
+        np.testing.assert_array_equal(grid.axes[7].images[0].get_array(),
+                                      np.asarray(overlay(image, view.values, stretch=not view.absolute, cells=cells)))
 
 
 def test_heatmap_figure_has_colorbar_in_gate_units(capture_and_image, kind):
@@ -282,6 +303,9 @@ def test_an_all_zero_activity_map_says_so_instead_of_drawing_it():
                               "none of the top-3 weighted channels fires on this image (all zero)")
     assert inside(ax.title.get_window_extent(renderer), fig.bbox)
     np.testing.assert_array_equal(ax.images[0].get_array(), np.asarray(image))   # the bare image
+    one = spatial_view(record, 0, 1)
+    assert (one.label, one.note) == ("where the top-weighted channel fires (not a gate)",
+                                     "the top-weighted channel does not fire on this image (all zero)")
     grid = spatial_grid_figure(image, [record], top_k=3)
     assert grid.axes[0].get_title() == "layer4.1 2x2 (all zero)"
     np.testing.assert_array_equal(grid.axes[0].images[0].get_array(), np.asarray(image))

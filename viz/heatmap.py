@@ -42,14 +42,14 @@ def colorbar_strip(cmap: str, width: int = 256, height: int = 14) -> Image.Image
 
 def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
                    stretch: bool = False, title: str | None = None, colorbar: bool = True,
-                   units: str = "gate value") -> Figure:
+                   units: str = "gate value", cells: bool = False) -> Figure:
     """`overlay` as a figure with a title (wrapped to the figure's width) and a colorbar labelled
     with the map's `units` and its scale (fixed 0-1 or stretched)."""
     values = upsample(attention_map, image.size[::-1])
     lo, hi = display_range(values, stretch)
     fig = new_figure(4.2 if colorbar else 3.6, 3.6)
     ax = fig.add_subplot()
-    ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch))
+    ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch, cells=cells))
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10, wrap=True)
@@ -60,7 +60,7 @@ def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alph
 
 
 def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = "jet", alpha: float = 0.5,
-                        stretch: bool = False, title: str | None = None) -> Figure:
+                        stretch: bool = False, title: str | None = None, cells: bool = False) -> Figure:
     """`heatmap_figure` of a `SpatialView`, titled `title` (default: the view's label) and its note.
     SE/ECA activity is always stretched; a view with nothing to show (`view.note`) leaves the
     image bare, without a colorbar."""
@@ -68,4 +68,4 @@ def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = "j
     if view.note:
         return heatmap_figure(image, view.values, alpha=0.0, title=title, colorbar=False)
     return heatmap_figure(image, view.values, cmap=cmap, alpha=alpha, stretch=stretch or not view.absolute,
-                          title=title, units=view.units)
+                          title=title, units=view.units, cells=cells)

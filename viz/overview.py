@@ -10,9 +10,10 @@ from .spatial_view import spatial_view
 
 
 def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: str = "jet",
-                        alpha: float = 0.5, stretch: bool = False, top_k: int = 8) -> Figure:
+                        alpha: float = 0.5, stretch: bool = False, top_k: int = 8, cells: bool = False) -> Figure:
     """One row per stage, one column per block. CBAM gates share a 0..1 colour scale (unless
-    `stretch`); SE/ECA channel-activity maps are always stretched per map, and one that is all zero
+    `stretch`); SE/ECA channel-activity maps are always stretched per map (the title says so), one
+    with fewer than `top_k` channels averages all of them ("all C"), and one that is all zero
     (`SpatialView.note`) is left off its image and titled "(all zero)"."""
     rows = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
     by_row = {s: [r for r in records if r.stage == s] for s in rows}
@@ -28,10 +29,15 @@ def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: st
             label = view.label
             ax = axes[i, j]
             ax.imshow(overlay(image, view.values, cmap=cmap, alpha=0.0 if view.note else alpha,
-                              stretch=stretch or not view.absolute))
+                              stretch=stretch or not view.absolute, cells=cells))
+            all_channels = (record.spatial is None and record.channels < top_k
+                            and record.top_maps.shape[1] == record.channels)   # every channel's map was kept
             ax.set_title(f"{record.name} {view.values.shape[0]}x{view.values.shape[1]}"
+                         + (f", all {record.channels}" if all_channels else "")
                          + (" (all zero)" if view.note else ""), fontsize=7)
-    fig.suptitle(label, fontsize=9)
-    if all(r.spatial is not None for r in records) and not stretch:
+    fixed = all(r.spatial is not None for r in records) and not stretch
+    fig.suptitle(label if fixed else f"{label}\neach map stretched to its own range: colours do not compare "
+                 "across blocks", fontsize=9)
+    if fixed:
         fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes, shrink=0.6, label="gate")
     return fig

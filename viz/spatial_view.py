@@ -21,6 +21,10 @@ def spatial_view(record, index: int = 0, top_k: int = 8) -> SpatialView:
         return SpatialView(record.spatial[index].numpy(), "spatial attention (CBAM gate)", True, "gate value")
     values = record.activity(top_k)[index].numpy()
     k = max(1, min(top_k, record.top_maps.shape[1]))
-    note = "" if values.any() else f"none of the top-{k} weighted channels fires on this image (all zero)"
-    return SpatialView(values, f"where the top-{k} weighted channels fire (not a gate)", False,
+    if k == 1:
+        label, silent = "where the top-weighted channel fires", "the top-weighted channel does not fire"
+    else:
+        label, silent = f"where the top-{k} weighted channels fire", f"none of the top-{k} weighted channels fires"
+    note = "" if values.any() else f"{silent} on this image (all zero)"
+    return SpatialView(values, f"{label} (not a gate)", False,
                        "mean activation", note)

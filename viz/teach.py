@@ -30,7 +30,8 @@ def explain(module: nn.Module, record, model: nn.Module | None = None) -> str:
     share = ""
     if model is not None:
         total = sum(p.numel() for p in model.parameters())
-        share = f" ({100 * params / total:.3g}% of the model's {total:,})"
+        percent = 100 * params / total
+        share = f" ({f'{percent:.3g}%' if percent >= 0.001 else 'under 0.001%'} of the model's {total:,})"
     lines = [f"**{record.name}** -- {record.kind.upper()} on a feature map of {c} channels x {h} x {w}",
              f"- parameters of this attention block: **{params:,}**{share}"]
     if record.kind == "se":
