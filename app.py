@@ -97,13 +97,13 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str, where):
         crop = st.slider("Centre crop (share of the resized image)", 0.5, 1.0, float(p.crop_pct), 0.025,
                          format="%.3f", key=f"crop_{model_key}")
         text = st.text_area(f"Class names, one per line ({len(loaded.labels)}; optional)", key=f"labels_{model_key}")
-    names = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if names and len(names) != len(loaded.labels):
-        where.warning(f"{len(names)} class names for {len(loaded.labels)} classes: keeping the file's names.")
-        names = ()
-    configured = dataclasses.replace(loaded, labels=names or loaded.labels,
-                                     preprocess=dataclasses.replace(p, input_size=int(size), crop_pct=crop))
-    return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names).encode())}"
+    names = tuple(line.strip() for line in text.splitlines() if line.strip()) or None
+    try:
+        configured = loaded.configured(int(size), crop, names)
+    except ValueError as e:
+        where.warning(f"{e}: keeping the file's names.")
+        configured, names = loaded.configured(int(size), crop), None
+    return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names or ()).encode())}"
 
 
 def forget_if_not_in(key: str, options: list) -> None:

@@ -10,7 +10,7 @@ exceptions whose message says what to do: `CheckpointError` (a file that cannot 
 `ModelUnavailable` (weights not here).
 """
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -59,6 +59,16 @@ class LoadedModel:
     preprocess: Preprocess
     labels: tuple[str, ...]
     description: str
+
+    def configured(self, input_size: int | None = None, crop_pct: float | None = None,
+                   labels: tuple[str, ...] | None = None) -> "LoadedModel":
+        """The same model seeing images at `input_size` with centre crop `crop_pct`, its classes
+        named `labels`: what a bare weights file cannot say. None keeps the current setting."""
+        if labels is not None and len(labels) != len(self.labels):
+            raise ValueError(f"{len(labels)} class names for {len(self.labels)} classes")
+        preprocess = replace(self.preprocess, input_size=input_size or self.preprocess.input_size,
+                             crop_pct=crop_pct or self.preprocess.crop_pct)
+        return replace(self, preprocess=preprocess, labels=self.labels if labels is None else tuple(labels))
 
 
 @cache

@@ -137,3 +137,43 @@ def test_dpi_scales_the_figure_pngs_and_top_k_the_json(tmp_path, photo, model_fi
     assert Image.open(out / "photo" / "model_input.png").size == (224, 224)   # the model's input, as is
     data = json.loads((out / "photo" / "attention.json").read_text())
     assert [len(b["top_channels"]) for b in data["blocks"]] == [min(12, b["channels"]) for b in data["blocks"]]
+
+
+def test_images_with_one_name_get_one_folder_each(tmp_path, model_file, capsys):
+    images = [tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "sub" / "a.png"]
+    images[2].parent.mkdir()
+    for i, path in enumerate(images):
+        Image.new("RGB", (40, 40), (60 * i, 0, 0)).save(path)
+    assert report.main([*map(str, images), "--model", str(model_file), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for path, folder, line in zip(images, ["a", "a-2", "a-3"], printed, strict=True):
+        assert json.loads((tmp_path / "out" / folder / "attention.json").read_text())["image"] == path.name
+        assert line == f"{path} -> {tmp_path / 'out' / folder}"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "a-2", "a-3"]
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(tmp_path, model_file, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        report.main([str(tmp_path / "x.png"), "--model", str(model_file), "--out", str(blocker / "out")])
+    assert exit_.value.code == 2
+    assert f"error: cannot create --out {blocker / 'out'}: Not a directory" in capsys.readouterr().err
+
+
+def test_a_bare_weights_file_gets_its_input_size_and_class_names(tmp_path, capsys):
+    torch.manual_seed(0)
+    weights = tmp_path / "mine.pt"
+    torch.save(attention_resnet(18, "eca", num_classes=3, width=8).state_dict(), weights)
+    image = tmp_path / "x.png"
+    Image.new("RGB", (90, 60), (0, 120, 0)).save(image)
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n\nbird\n")
+    args = [str(image), "--model", str(weights), "--out", str(tmp_path / "out")]
+    assert report.main([*args, "--input-size", "64", "--crop-pct", "1", "--labels", str(names)]) == 0
+    data = json.loads((tmp_path / "out" / "x" / "attention.json").read_text())
+    assert data["input_size"] == [64, 64] and data["blocks"][0]["feature_size"] == [16, 16]
+    assert sorted(p["label"] for p in data["predictions"]) == ["bird", "cat", "dog"]
+    names.write_text("cat\ndog\n")
+    assert report.main([*args, "--labels", str(names)]) == 2
+    assert capsys.readouterr().err == f"error: cannot load model {str(weights)!r}: 2 class names for 3 classes\n"

@@ -49,11 +49,10 @@ def attention_json(capture: Capture, labels, model_name: str, image_name: str, t
     }
 
 
-def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int, dpi: int) -> Path:
+def write_report(path: Path, loaded, target: Path, cmap: str, top_k: int, dpi: int) -> Path:
     image = decode_image(path.read_bytes())
     view = loaded.preprocess.view(image)
     capture = capture_attention(loaded.model, loaded.preprocess.to_tensor(view)[None], channel_maps=top_k)
-    target = out / path.stem
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     view.save(target / "model_input.png")
     (target / "overview.png").write_bytes(figure_png(
@@ -69,6 +68,24 @@ def write_report(path: Path, loaded, out: Path, cmap: str, top_k: int, dpi: int)
     (target / "attention.json").write_text(json.dumps(
         attention_json(capture, loaded.labels, loaded.name, path.name, top_k)))
     return target
+
+
+def report_folders(paths: list[Path]) -> list[str]:
+    """One folder name per image, its file stem; repeated stems (a.png, a.jpg, x/a.png) get -2, -3,
+    ... in order, so no report overwrites another."""
+    seen, names = {}, []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        names.append(path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}")
+    return names
+
+
+def class_names(path: Path) -> tuple[str, ...]:
+    """argparse type: a text file of class names, one per line."""
+    try:
+        return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as e:
+        raise argparse.ArgumentTypeError(f"cannot read class names from {path}: {e}") from e
 
 
 def colormap(name: str) -> str:
@@ -95,25 +112,40 @@ def main(argv: list[str] | None = None) -> int:
                              "top_channels in attention.json (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
+    parser.add_argument("--input-size", type=int, metavar="PIXELS",
+                        help="for a weights file: the image size the model was trained on (default: 224, or "
+                             "the file's own)")
+    parser.add_argument("--crop-pct", type=float, metavar="F",
+                        help="for a weights file: the centre crop's share of the resized image (default: 0.875)")
+    parser.add_argument("--labels", type=lambda text: class_names(Path(text)), metavar="FILE",
+                        help="for a weights file: class names, one per line (default: class 0, class 1, ...)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top-k must be at least 1, got {args.top_k}")
     if args.dpi < 1:
         parser.error(f"--dpi must be at least 1, got {args.dpi}")
+    if args.input_size is not None and not 16 <= args.input_size <= 1024:
+        parser.error(f"--input-size must be between 16 and 1024, got {args.input_size}")
+    if args.crop_pct is not None and not 0 < args.crop_pct <= 1:
+        parser.error(f"--crop-pct must be in (0, 1], got {args.crop_pct}")
     try:
-        loaded = pretrained.load(args.model)
-    except (ValueError, pretrained.ModelUnavailable) as e:
+        loaded = pretrained.load(args.model).configured(args.input_size, args.crop_pct, args.labels)
+    except (ValueError, OSError, pretrained.ModelUnavailable) as e:
         print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
         return 2
     if not attention_sites(loaded.model):
         print(f"error: model {args.model!r} has no SE, ECA or CBAM attention blocks: nothing to report",
               file=sys.stderr)
         return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"cannot create --out {args.out}: {e.strerror or e}")
     failed = 0
     with torch.inference_mode():
-        for path in args.images:
+        for path, folder in zip(args.images, report_folders(args.images)):
             try:
-                print(f"{path} -> {write_report(path, loaded, args.out, args.cmap, args.top_k, args.dpi)}")
+                print(f"{path} -> {write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi)}")
             except (OSError, ImageError) as e:
                 failed += 1
                 print(f"error: {path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}", file=sys.stderr)
