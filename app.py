@@ -352,18 +352,20 @@ elif page == "Overview":
 elif page == "Compare":
     bundled = sorted((n for n, e in entries.items() if e.source == "bundled" and e.attention),
                      key=lambda n: ["se", "eca", "cbam"].index(entries[n].attention))   # SE vs ECA vs CBAM
-    chosen = st.multiselect("Models to compare (2 or 3)", list(entries), default=bundled[:3], max_selections=3,
-                            key="compare")
-    compare_stage = st.selectbox("Stage to show", stages, index=len(stages) - 1, key="compare_stage")
+    own = {f"{loaded.name} (yours)": (loaded, model_key)} if choice == OWN_CHECKPOINT else {}
+    chosen = st.multiselect("Models to compare (2 or 3)", list(own) + list(entries), max_selections=3,
+                            default=list(own) + bundled[:3 - len(own)], key=f"compare_{model_key}" if own else "compare")
+    remembered = next((r.stage for r in records if r.name == st.session_state.get("chosen_block")), stages[-1])
+    compare_stage = st.selectbox("Stage to show", stages, index=stages.index(remembered), key="compare_stage")
     if len(chosen) < 2:
         st.info("Choose two or three models above to see them side by side.")
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         with column:
             st.markdown(f"**{name}**")
             try:
-                other = load_model(name)
-                other_view, other_x, _ = model_view(digest, name, data, other)
-                other_capture = analyse(digest, name, None, other_x, other)
+                other, other_key = own[name] if name in own else (load_model(name), name)
+                other_view, other_x, _ = model_view(digest, other_key, data, other)
+                other_capture = analyse(digest, other_key, None, other_x, other)
             except (pretrained.ModelUnavailable, pretrained.CheckpointError, ValueError) as e:
                 st.warning(str(e))
                 continue

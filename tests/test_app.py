@@ -166,6 +166,16 @@ def test_block_choice_survives_other_views_and_model_switches():
     assert labelled(at.selectbox, "Block").value == shown_block(at) == "layer4.1"   # the choice, where it exists
     labelled(at.selectbox, "Block").set_value("layer4.2").run()
     assert shown_block(at) == "layer4.2"
+    at.segmented_control(key="view").set_value("Compare").run()       # your model beside the bundled ones
+    assert_clean(at)
+    compare = labelled(at.multiselect, "Models to compare (2 or 3)")
+    assert compare.value == ["r34.pt (yours)", "se-resnet18-shapes", "eca-resnet18-shapes"]
+    assert at.selectbox(key="compare_stage").value == 4
+    own = pretrained.load(buf.getvalue(), name="r34.pt")
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    capture = capture_attention(own.model, own.preprocess(decode_image(data))[None])
+    assert_same_predictions(shown_predictions(at, 1), [(own.labels[c], p) for c, p in capture.top_k(3)])
+    at.segmented_control(key="view").set_value("Block").run()
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()             # a ResNet-18 again
     assert_clean(at)
     assert labelled(at.selectbox, "Block").options == ["layer4.0", "layer4.1"]
