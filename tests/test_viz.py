@@ -105,6 +105,7 @@ def test_channel_chart_one_artist_labels_and_mean():
         "top 2", "#0: 1.000", "#1: 1.000", "mean 0.500"]
     assert np.flatnonzero(sorted_fig.axes[0].patches[1].get_data().values).tolist() == [0, 1]
     assert sorted_fig.axes[0].get_xlabel() == "channels sorted by weight (rank)"
+    assert sorted_fig.axes[0].get_xlim() == (0.5, 2048.5)                  # ranks 1..C
     assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -124,6 +125,12 @@ def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
     top = [r["channel"] for r in rows[bars["data"]["name"]] if r["top"]]
     assert top == [5, 6, 8, 60]
     assert [r["channel"] for r in rows[labels["data"]["name"]]] == [5, 60]   # 6 and 8 would overlap 5
+    first = rows[bars["data"]["name"]][0]                  # a bar fills 0.8 of its slot: never overlaps the next
+    assert bars["mark"]["type"] == "rect" and (first["left"], first["right"]) == (-0.4, 0.4)
+    sorted_spec = channel_weights_chart(w, sort=True, top_k=4).to_dict()
+    sorted_rows = sorted_spec["datasets"][sorted_spec["layer"][0]["data"]["name"]]
+    assert [r["channel"] for r in sorted(sorted_rows, key=lambda r: r["rank"])[:4]] == [5, 6, 8, 60]
+    assert min(r["rank"] for r in sorted_rows) == 1                    # rank 1 is the strongest channel
 
 
 def test_depth_summary_has_one_box_per_block():

@@ -36,7 +36,7 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
     fig = new_figure(7.0, 2.6)
     ax = fig.add_subplot()
     top = order[:max(0, top_k)]
-    edges = np.arange(len(w) + 1) - 0.5
+    edges = np.arange(len(w) + 1) + (0.5 if sort else -0.5)     # sorted: ranks 1..C, 1 the strongest
     ax.stairs(shown, edges, fill=True, color=BAR, linewidth=0)
     is_top = np.zeros(len(w), bool)
     is_top[np.arange(len(top)) if sort else top] = True
@@ -57,7 +57,7 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
                        loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, labelspacing=0.3, framealpha=1)
     for text in legend.get_texts()[1:-1]:
         text.set_family("monospace")
-    ax.set_xlim(-0.5, len(w) - 0.5)
+    ax.set_xlim(edges[0], edges[-1])
     if fixed_scale:
         ax.set_ylim(0, 1.08)
     ax.set_xlabel("channels sorted by weight (rank)" if sort else "channel")
@@ -90,17 +90,22 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     w = np.asarray(weights, dtype=np.float64).ravel()
     order = np.argsort(-w, kind="stable")
     rank = np.empty_like(order)
-    rank[order] = np.arange(len(w))
+    rank[order] = np.arange(1, len(w) + 1)                  # 1 = the strongest channel
     data = pd.DataFrame({"channel": np.arange(len(w)), "rank": rank, "weight": w,
-                         "top": rank < max(0, top_k)})
+                         "top": rank <= max(0, top_k)})
     x_field, x_title = ("rank", "channels sorted by weight (rank)") if sort else ("channel", "channel")
+    first = data[x_field].min()
+    half = 0.4 if len(w) <= 256 else 0.5                    # each bar fills its slot, with a gap if it is wide
+    data["left"], data["right"] = data[x_field] - half, data[x_field] + half
     scale = alt.Scale(domain=[0, 1.08]) if fixed_scale else alt.Scale(zero=True)
-    x = alt.X(f"{x_field}:Q", title=x_title, scale=alt.Scale(domain=[-0.5, len(w) - 0.5], nice=False))
-    bars = alt.Chart(data).mark_bar(width=max(1.0, 600 / len(w))).encode(
-        x=x, y=alt.Y("weight:Q", scale=scale, title="weight"),
+    x_scale = alt.Scale(domain=[first - 0.5, first + len(w) - 0.5], nice=False)
+    x = alt.X(f"{x_field}:Q", title=x_title, scale=x_scale)
+    bars = alt.Chart(data).mark_rect().encode(
+        x=alt.X("left:Q", title=x_title, scale=x_scale), x2="right:Q",
+        y=alt.Y("weight:Q", scale=scale, title="weight"), y2=alt.datum(0),
         color=alt.condition("datum.top", alt.value(TOP_BAR), alt.value(BAR)),
         tooltip=["channel:Q", alt.Tooltip("weight:Q", format=".4f"), "rank:Q"])
-    # a label is ~8% of a half-page chart wide; sorted, the top-k sit side by side at ranks 0..k-1
+    # a label is ~8% of a half-page chart wide; sorted, the top-k sit side by side at ranks 1..k
     labelled = spaced(data[x_field].to_numpy()[order[:max(0, top_k)]], gap=0.08 * len(w))
     labels = alt.Chart(data[data[x_field].isin(labelled)]).mark_text(dy=-7, fontSize=11).encode(
         x=x, y="weight:Q", text="channel:Q")
