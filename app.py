@@ -421,7 +421,8 @@ else:
     c1.download_button("Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
         [r.name for r in records], [r.channel[0] for r in records])), file_name=f"{stem}_depth.png", mime="image/png")
     c2.download_button("All weights and predictions (JSON)", lambda: json.dumps(
-        attention_json(capture, loaded.labels, loaded.name, filename, top_k)), file_name=f"{stem}_attention.json",
+        attention_json(capture, loaded.labels, loaded.name, filename, top_k), allow_nan=False),
+        file_name=f"{stem}_attention.json",
         mime="application/json")
     c2.download_button("All channel weights (CSV)", lambda: weights_csv(capture), file_name=f"{stem}_weights.csv",
                        mime="text/csv")

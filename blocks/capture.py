@@ -59,7 +59,9 @@ class AttentionRecord:
         if self.top_maps is None:
             raise ValueError("this capture kept no channel maps: call capture_attention(model, x, "
                              "channel_maps=K) to keep the K most-excited channels of every block")
-        k = max(1, min(k, self.top_maps.shape[1]))
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+        k = min(k, self.top_maps.shape[1])             # a block with fewer maps kept uses them all
         return self.top_maps[:, :k].clamp(min=0).mean(1)
 
 
@@ -95,6 +97,12 @@ class Intervention:
     block: str                     # a record name, e.g. "layer3.1"
     mode: str = "gate_off"
     k: int = 5
+
+    def __post_init__(self):
+        if self.mode not in INTERVENTIONS:
+            raise ValueError(f"unknown intervention {self.mode!r}; choose one of {', '.join(map(repr, INTERVENTIONS))}")
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ValueError(f"k must be a whole number >= 1, got {self.k!r}")
 
 
 INTERVENTIONS = ("gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k")
@@ -154,9 +162,14 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
 
     `channel_maps=K` also keeps each block's output on its K highest-weighted channels
     (`record.top_maps`, behind `record.activity`: the SE/ECA spatial view); choosing and copying
-    32 of them costs about 5% of a ResNet-50 forward pass, so they are kept only on request."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"x must be a [B, 3, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    32 of them costs about 5% of a ResNet-50 forward pass, so they are kept only on request.
+
+    The model runs in its current mode: in train mode BatchNorm normalises with batch statistics
+    and updates its running averages, as any training-mode forward does (`model.eval()` first for
+    inference behaviour). Records are on the CPU whatever the model's device."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] == 0:
+        raise ValueError(f"x must be a [B, 3, H, W] tensor with B >= 1, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     if not isinstance(channel_maps, int) or channel_maps < 0:
         raise ValueError(f"channel_maps must be a whole number >= 0, got {channel_maps!r}")
     sites = attention_sites(model)
@@ -179,18 +192,18 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
             top = strongest_channels(weights, channel_maps)  # [B, K]
             # index_select copies whole channel planes (3x faster than gather at 56x56), and the
             # copy is safe from the in-place residual add and ReLU that follow
-            maps = torch.stack([o.index_select(0, t) for o, t in zip(output, top)])
-            return output.shape[2:], top, maps.float()
+            maps = torch.stack([o.index_select(0, t.to(o.device)) for o, t in zip(output, top)])
+            return output.shape[2:], top.cpu(), maps.float().cpu()
         return transform
 
     handles = []
     try:
         for i, site in enumerate(sites):
             handles.append(site.channel_gate.register_forward_hook(
-                recorder((i, "channel"), lambda o: o.reshape(o.shape[0], -1).float())))
+                recorder((i, "channel"), lambda o: o.reshape(o.shape[0], -1).float().cpu())))
             if site.spatial_gate is not None:
                 handles.append(site.spatial_gate.register_forward_hook(
-                    recorder((i, "spatial"), lambda o: o[:, 0].float())))
+                    recorder((i, "spatial"), lambda o: o[:, 0].float().cpu())))
             if channel_maps or site.spatial_gate is None:   # CBAM's spatial gate gives the size
                 handles.append(site.module.register_forward_hook(recorder((i, "output"), block_output(i))))
         if intervention is not None:
@@ -204,7 +217,8 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
     finally:
         for handle in handles:
             handle.remove()
-    return Capture(logits.float(), [_record(i, site, seen) for i, site in enumerate(sites)],
+    return Capture(logits.float().cpu(), [_record(i, site, seen) for i, site in enumerate(sites)
+                                          if (i, "channel") in seen],   # a module forward never ran: no record
                    tuple(x.shape[2:]))
 
 
@@ -214,8 +228,6 @@ def _block_name(module_name: str) -> str:
 
 def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, token) -> list:
     """Hooks that apply `edit`, registered after the recording hooks so records stay unedited."""
-    if edit.mode not in INTERVENTIONS:
-        raise ValueError(f"unknown intervention {edit.mode!r}; choose one of {', '.join(map(repr, INTERVENTIONS))}")
     names = [_block_name(s.module_name) for s in sites]
     if edit.block not in names:
         raise ValueError(f"no attention block named {edit.block!r}; blocks: {', '.join(names)}")
@@ -230,7 +242,7 @@ def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, t
             return None
         weights = seen[(i, "channel")]
         keep = torch.ones_like(weights).scatter_(1, strongest_channels(weights, edit.k), 0)
-        return output * keep[:, :, None, None].to(output.dtype)
+        return output * keep[:, :, None, None].to(output.device, output.dtype)
 
     if edit.mode == "zero_top_k":
         return [site.module.register_forward_hook(zero_top_k)]

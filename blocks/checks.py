@@ -1,10 +1,11 @@
 """Validation of block options: every bad value raises ValueError naming the valid choices."""
 import math
+from collections.abc import Hashable
 
 
 def check_choice(what: str, value, choices):
     """Return `value` if it is one of `choices` (a dict or sequence), else raise ValueError."""
-    if value not in choices:
+    if not isinstance(value, Hashable) or value not in choices:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"unknown {what} {value!r}; choose one of {valid}")
     return value

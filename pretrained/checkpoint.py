@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")  # checked in order
-MODULE_PREFIX = "module."                   # added by nn.DataParallel / DistributedDataParallel
 NOT_WEIGHTS = "not a PyTorch or safetensors weights file"
 REFUSED = "refused: this file is not a plain weights file ({}); only tensors are loaded"
 SAVE_WEIGHTS = (". If it is a whole model saved with torch.save(model, path), save its weights "
@@ -50,7 +49,7 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor
             raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
         with f:
             obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors_from_file(path))
-    return strip_module_prefix(_check_tensors(_find_state_dict(obj)))
+    return strip_shared_prefix(_check_tensors(_find_state_dict(obj)))
 
 
 def safetensors_metadata(source: str | os.PathLike | bytes) -> dict[str, str]:
@@ -142,10 +141,15 @@ def _check_tensors(state_dict: dict) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop DataParallel's `module.` from the keys if every key carries it."""
-    if state_dict and all(k.startswith(MODULE_PREFIX) for k in state_dict):
-        return {k.removeprefix(MODULE_PREFIX): v for k, v in state_dict.items()}
+def strip_shared_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the key prefixes that every key shares, one after another: DataParallel's `module.`,
+    torch.compile's `_orig_mod.`, a Lightning module's attribute (`model.`), ..."""
+    while len(state_dict) > 1 and all("." in k for k in state_dict):
+        heads = {k.split(".", 1)[0] for k in state_dict}
+        if len(heads) != 1:
+            break
+        prefix = f"{heads.pop()}."
+        state_dict = {k.removeprefix(prefix): v for k, v in state_dict.items()}
     return state_dict
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from blocks import attention_resnet
 from blocks.resnet import DEPTHS
 
-from .checkpoint import CheckpointError, load_weights, strip_module_prefix
+from .checkpoint import CheckpointError, load_weights, strip_shared_prefix
 
 BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 ECA_RENAMES = {".eca.": ".attn."}
@@ -43,7 +43,7 @@ class OfficialInfo:
 
 def _rename(state_dict: dict[str, torch.Tensor], renames: dict[str, str]) -> dict[str, torch.Tensor]:
     out = {}
-    for key, value in strip_module_prefix(state_dict).items():
+    for key, value in strip_shared_prefix(state_dict).items():
         for old, new in renames.items():
             key = key.replace(old, new)
         out[key] = value
@@ -54,7 +54,7 @@ def infer_resnet_depth(state_dict: dict[str, torch.Tensor]) -> int:
     """ResNet depth from the blocks per stage and the block type (Bottleneck has `conv3`)."""
     blocks = [set() for _ in range(4)]
     bottleneck = False
-    for key in strip_module_prefix(state_dict):
+    for key in strip_shared_prefix(state_dict):
         found = BLOCK_KEY.match(key)
         if found:
             blocks[int(found[1]) - 1].add(int(found[2]))
@@ -107,7 +107,7 @@ LAYOUTS = {  # name: (attention, a key only this layout has, converter -> (state
 
 def build_official_model(state_dict: dict[str, torch.Tensor]) -> tuple[nn.Module, OfficialInfo]:
     """An eval-mode attention ResNet holding an official ECA-Net or CBAM checkpoint's weights."""
-    state_dict = strip_module_prefix(state_dict)
+    state_dict = strip_shared_prefix(state_dict)
     layout = next((name for name, (_, key, _) in LAYOUTS.items() if key in state_dict), None)
     if layout is None:
         expected = " or ".join(f"'{key}' for {name}" for name, (_, key, _) in LAYOUTS.items())

@@ -10,7 +10,7 @@ exceptions whose message says what to do: `CheckpointError` (a file that cannot 
 `ModelUnavailable` (weights not here).
 """
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 
@@ -66,8 +66,13 @@ class LoadedModel:
         named `labels`: what a bare weights file cannot say. None keeps the current setting."""
         if labels is not None and len(labels) != len(self.labels):
             raise ValueError(f"{len(labels)} class names for {len(self.labels)} classes")
-        preprocess = replace(self.preprocess, input_size=input_size or self.preprocess.input_size,
-                             crop_pct=crop_pct or self.preprocess.crop_pct)
+        if input_size is not None and (not isinstance(input_size, int) or not 16 <= input_size <= 1024):
+            raise ValueError(f"input size must be a whole number of pixels from 16 to 1024, got {input_size!r}")
+        if crop_pct is not None and not 0 < crop_pct <= 1:
+            raise ValueError(f"crop must be a share of the resized image in (0, 1], got {crop_pct!r}")
+        p = self.preprocess
+        preprocess = replace(p, input_size=p.input_size if input_size is None else input_size,
+                             crop_pct=p.crop_pct if crop_pct is None else crop_pct)
         return replace(self, preprocess=preprocess, labels=self.labels if labels is None else tuple(labels))
 
 
@@ -155,13 +160,23 @@ def _load_file(source: Path | bytes, name: str) -> LoadedModel:
     meta = safetensors_metadata(source)
     classes = built.num_classes
     if "labels" in meta:
-        labels = tuple(json.loads(meta["labels"]))
+        labels = _metadata(meta, "labels", lambda value: tuple(map(str, value)), "a JSON list of class names")
         if len(labels) != classes:
             raise CheckpointError(f"the file names {len(labels)} classes but its classifier has {classes}")
     elif classes == 1000:
         labels = imagenet_labels()
     else:
         labels = tuple(f"class {i}" for i in range(classes))
-    preprocess = Preprocess(**json.loads(meta["preprocess"])) if "preprocess" in meta else TORCHVISION_EVAL
+    preprocess = (_metadata(meta, "preprocess", lambda value: Preprocess(**value), "a JSON object of "
+                            f"Preprocess fields ({', '.join(f.name for f in fields(Preprocess))})")
+                  if "preprocess" in meta else TORCHVISION_EVAL)
     return LoadedModel(name, "file", built.model, preprocess, labels,
                        f"{built.architecture} from {name} ({built.layout} layout, {classes} classes)")
+
+
+def _metadata(meta: dict[str, str], key: str, read, expected: str):
+    """`read(json.loads(meta[key]))`, or a CheckpointError naming the field and what it should hold."""
+    try:
+        return read(json.loads(meta[key]))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"the file's {key!r} metadata is not {expected}: {meta[key][:80]!r}") from e

@@ -114,7 +114,7 @@ def test_model_without_attention_on_request():
 
 
 def test_bad_input_is_refused(tiny_model):
-    with pytest.raises(ValueError, match=r"x must be a \[B, 3, H, W\] tensor, got torch.Size\(\[3, 32, 32\]\)"):
+    with pytest.raises(ValueError, match=r"x must be a \[B, 3, H, W\] tensor with B >= 1, got \(3, 32, 32\)"):
         capture_attention(tiny_model, torch.randn(3, 32, 32))
 
 
@@ -241,6 +241,38 @@ def test_bad_interventions(tiny_model):
                                          "'spatial_gate_off', 'zero_top_k'"):
         capture_attention(tiny_model, x, Intervention("layer3.0", "scramble"))
     assert all_hooks(tiny_model) == 0
+
+
+@pytest.mark.parametrize("k", [-1, 0, None, 2.5, True])
+def test_intervention_k_must_be_a_whole_number(k):
+    with pytest.raises(ValueError, match=f"k must be a whole number >= 1, got {k!r}"):
+        Intervention("layer2.1", "zero_top_k", k)
+
+
+def test_an_attention_module_that_never_runs_has_no_record():
+    class WithSpare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = SEBlock("avg", 8, 2), SEBlock("avg", 8, 2)
+            self.conv = nn.Conv2d(3, 8, 3)
+
+        def forward(self, x):
+            return self.used(self.conv(x)).mean((2, 3))
+    capture = capture_attention(WithSpare().eval(), torch.randn(1, 3, 8, 8))
+    assert [r.module for r in capture.layers] == ["used"]
+
+
+def test_an_empty_batch_is_refused(tiny_model):
+    with pytest.raises(ValueError, match=r"x must be a \[B, 3, H, W\] tensor with B >= 1, got \(0, 3, 32, 32\)"):
+        capture_attention(tiny_model, torch.randn(0, 3, 32, 32))
+
+
+def test_activity_needs_k_of_at_least_one(tiny_model):
+    record = capture_attention(tiny_model, torch.randn(1, 3, 32, 32), channel_maps=4).layers[0]
+    torch.testing.assert_close(record.activity(100), record.activity(4))    # all the maps kept
+    for k in (0, -5, 1.5):
+        with pytest.raises(ValueError, match=f"k must be a whole number >= 1, got {k!r}"):
+            record.activity(k)
 
 
 def test_a_module_reused_in_two_places_is_one_site():

@@ -6,6 +6,7 @@ from blocks import CBAMBlock, ECABlock, SEBlock, attention_resnet
 
 @pytest.mark.parametrize("make,message", [
     (lambda: SEBlock("mean", 54, 9), "unknown SE squeeze mode 'mean'; choose one of 'avg', 'max'"),
+    (lambda: SEBlock(["avg"], 54, 9), "unknown SE squeeze mode ['avg']; choose one of 'avg', 'max'"),
     (lambda: SEBlock("avg", 8, 16), "ratio must be an integer from 1 to channels (8), got 16"),
     (lambda: SEBlock("avg", 0, 1), "channels must be a positive integer, got 0"),
     (lambda: ECABlock(54, k_size=4), "ECA k_size must be an odd positive integer (1, 3, 5, ...), got 4"),

@@ -57,7 +57,11 @@ def read(data: bytes, as_path: bool, tmp_path: pathlib.Path, name: str = "weight
     lambda sd: {"net": sd},
     lambda sd: {f"module.{k}": v for k, v in sd.items()},
     lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
-], ids=["bare", "state_dict", "model", "model_state_dict", "module", "net", "prefix", "wrapped-prefix"])
+    lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3},   # Lightning
+    lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},                          # torch.compile
+    lambda sd: {f"module._orig_mod.{k}": v for k, v in sd.items()},
+], ids=["bare", "state_dict", "model", "model_state_dict", "module", "net", "prefix", "wrapped-prefix",
+        "lightning", "compiled", "parallel-compiled"])
 def test_torch_round_trip(wrap, legacy, as_path, tmp_path):
     expected = tiny_state_dict()
     assert_same(read(saved(wrap(expected), legacy), as_path, tmp_path, "w.pth.tar"), expected)

@@ -227,3 +227,17 @@ def test_localisation_score():
     assert np.isnan(localisation_score(np.zeros((2, 2)), mask))
     with pytest.raises(ValueError, match="the mask is empty"):
         localisation_score(np.ones((2, 2)), np.zeros((8, 8), bool))
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"preprocess": json.dumps({"input_size": 128, "foo": 1})},
+     "the file's 'preprocess' metadata is not a JSON object of Preprocess fields (input_size, crop_pct, "
+     "interpolation, mean, std): "),
+    ({"labels": "cat,dog"}, "the file's 'labels' metadata is not a JSON list of class names: 'cat,dog'"),
+])
+def test_bad_safetensors_metadata_is_named(tmp_path, meta, message):
+    path = tmp_path / "m.safetensors"
+    save_file(attention_resnet(18, "se", num_classes=2, width=8, ratio=2).state_dict(), str(path), metadata=meta)
+    with pytest.raises(CheckpointError) as error:
+        pretrained.load(path)
+    assert str(error.value).startswith(message)

@@ -87,6 +87,14 @@ def test_stretch_uses_the_maps_own_range():
     assert 90 < fixed.min() and fixed.max() < 165
 
 
+def test_one_nan_cell_does_not_flatten_a_stretched_map():
+    image = Image.new("RGB", (8, 4))
+    clean = np.asarray(overlay(image, np.array([[0.4, 0.6]]), cmap="gray", alpha=1.0, stretch=True, cells=True))
+    broken = np.asarray(overlay(image, np.array([[0.4, 0.6, np.nan, np.inf]]), cmap="gray", alpha=1.0,
+                                stretch=True, cells=True))
+    assert clean[0, 0, 0] == broken[0, 0, 0] == 0 and clean[0, 7, 0] == broken[0, 3, 0] == 255
+
+
 def test_channel_chart_one_artist_labels_and_mean():
     w = np.full(2048, 0.1)
     w[[101, 100, 900]] = [1.0, 0.99, 0.98]
@@ -107,6 +115,17 @@ def test_channel_chart_one_artist_labels_and_mean():
     assert sorted_fig.axes[0].get_xlabel() == "channels sorted by weight (rank)"
     assert sorted_fig.axes[0].get_xlim() == (0.5, 2048.5)                  # ranks 1..C
     assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_weights_outside_zero_one_stay_on_the_chart_and_a_batch_is_refused():
+    w = np.array([0.2, 0.5, 2.5, -1.0, 0.4, 0.9, 1.7, 0.3])
+    ax = channel_weights_figure(w, top_k=3).axes[0]
+    assert ax.get_ylim() == (-1.0, 2.5 * 1.05)
+    assert channel_weights_chart(w).to_dict()["layer"][0]["encoding"]["y"]["scale"]["domain"] == [-1.0, 2.5 * 1.05]
+    assert channel_weights_figure(w[None]).axes[0].get_ylim() == (-1.0, 2.5 * 1.05)   # one image's [1, C] row
+    for bad in (np.ones((2, 8)), np.ones(0)):
+        with pytest.raises(ValueError, match=r"weights must be one block's \[C\] channel weights, got shape"):
+            channel_weights_figure(bad)
 
 
 def test_labels_are_spaced_strongest_first():

@@ -1,5 +1,6 @@
 """python -m viz.report: per-image PNGs and attention.json; bad images skipped, others processed."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,12 @@ def test_images_with_one_name_get_one_folder_each(tmp_path, model_file, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "a-2", "a-3"]
 
 
+def test_folder_names_never_take_another_images_name():
+    paths = [Path(p) for p in ("a.png", "a-2.png", "a.jpg", "x/a.png")]
+    assert report.report_folders(paths) == ["a", "a-2", "a-3", "a-4"]
+    assert report.report_folders([Path("a.png"), Path("a.jpg"), Path("a-2.png")]) == ["a", "a-3", "a-2"]
+
+
 def test_an_output_folder_that_cannot_be_made_is_named(tmp_path, model_file, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -175,5 +182,21 @@ def test_a_bare_weights_file_gets_its_input_size_and_class_names(tmp_path, capsy
     assert data["input_size"] == [64, 64] and data["blocks"][0]["feature_size"] == [16, 16]
     assert sorted(p["label"] for p in data["predictions"]) == ["bird", "cat", "dog"]
     names.write_text("cat\ndog\n")
-    assert report.main([*args, "--labels", str(names)]) == 2
-    assert capsys.readouterr().err == f"error: cannot load model {str(weights)!r}: 2 class names for 3 classes\n"
+    for bad, message in ((["--labels", str(names)], "2 class names for 3 classes"),
+                         (["--input-size", "8"], "input size must be a whole number of pixels from 16 to 1024, got 8"),
+                         (["--crop-pct", "1.5"], "crop must be a share of the resized image in (0, 1], got 1.5")):
+        with pytest.raises(SystemExit) as exit_:
+            report.main([*args, *bad])
+        assert exit_.value.code == 2 and capsys.readouterr().err.endswith(f"error: {message}\n")
+
+
+def test_nan_from_a_diverged_model_is_null_in_strict_json():
+    from blocks import AttentionRecord, Capture
+    record = AttentionRecord("layer1.0", "layer1.0.attn", "cbam", 1, 0, torch.tensor([[float("nan"), 0.5]]),
+                             torch.tensor([[[0.2, float("inf")]]]), (1, 2), None, None)
+    capture = Capture(torch.tensor([[float("nan"), 1.0]]), [record], (32, 32))
+    data = report.attention_json(capture, ["a", "b"], "m", "x.png")
+    text = json.dumps(data, allow_nan=False)                      # raises on NaN: strict JSON only
+    block = json.loads(text)["blocks"][0]
+    assert block["channel_weights"] == [None, 0.5] and block["spatial"] == [[0.2, None]]
+    assert [p["probability"] for p in data["predictions"]] == [None, None]   # softmax of NaN is NaN

@@ -20,6 +20,22 @@ def spaced(channels, gap: float) -> list[int]:
     return placed
 
 
+def one_block(weights) -> np.ndarray:
+    """A block's [C] channel weights as floats; [1, C] (one image's record row) is accepted."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2 and w.shape[0] == 1:
+        w = w[0]
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be one block's [C] channel weights, got shape {list(w.shape)}: "
+                         "pass record.channel[i] for image i")
+    return w
+
+
+def fixed_limits(w: np.ndarray) -> tuple[float, float]:
+    """0..1 with room for labels, widened to show any weight outside [0, 1] (a custom gate)."""
+    return min(0.0, float(np.nanmin(w))), max(1.08, float(np.nanmax(w)) * 1.05)
+
+
 def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed_scale: bool = True,
                            title: str | None = None) -> Figure:
     """Bar chart of a block's C channel weights (C up to 2048+) drawn as one `stairs` artist.
@@ -30,7 +46,7 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
     line marks the mean; the y axis is 0..1 unless not `fixed_scale`. The legend sits right of
     the bars, so it never covers them.
     """
-    w = np.asarray(weights, dtype=np.float64).ravel()
+    w = one_block(weights)
     order = np.argsort(-w, kind="stable")
     shown = w[order] if sort else w
     fig = new_figure(7.0, 2.6)
@@ -59,7 +75,7 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
         text.set_family("monospace")
     ax.set_xlim(edges[0], edges[-1])
     if fixed_scale:
-        ax.set_ylim(0, 1.08)
+        ax.set_ylim(*fixed_limits(w))
     ax.set_xlabel("channels sorted by weight (rank)" if sort else "channel")
     ax.set_ylabel("weight")
     ax.set_title(title or f"{len(w)} channel weights", fontsize=10)
@@ -87,7 +103,7 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     the browser: hover a bar for its channel and weight. Cheap on the server (no rasterising)."""
     import altair as alt
     import pandas as pd
-    w = np.asarray(weights, dtype=np.float64).ravel()
+    w = one_block(weights)
     order = np.argsort(-w, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(1, len(w) + 1)                  # 1 = the strongest channel
@@ -97,7 +113,7 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     first = data[x_field].min()
     half = 0.4 if len(w) <= 256 else 0.5                    # each bar fills its slot, with a gap if it is wide
     data["left"], data["right"] = data[x_field] - half, data[x_field] + half
-    scale = alt.Scale(domain=[0, 1.08]) if fixed_scale else alt.Scale(zero=True)
+    scale = alt.Scale(domain=list(fixed_limits(w))) if fixed_scale else alt.Scale(zero=True)
     x_scale = alt.Scale(domain=[first - 0.5, first + len(w) - 0.5], nice=False)
     x = alt.X(f"{x_field}:Q", title=x_title, scale=x_scale)
     bars = alt.Chart(data).mark_rect().encode(

@@ -14,10 +14,12 @@ from .spatial_view import SpatialView
 
 
 def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:
-    """0..1 (gates are absolute) or, with `stretch`, the map's own min..max."""
-    if not stretch:
+    """0..1 (gates are absolute) or, with `stretch`, the min..max of the map's finite values (a
+    NaN or infinite cell, as from a diverged model, must not flatten the rest)."""
+    finite = values[np.isfinite(values)]
+    if not stretch or finite.size == 0:
         return 0.0, 1.0
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = float(finite.min()), float(finite.max())
     return (lo, hi) if hi > lo else (lo, lo + 1e-6)
 
 

@@ -10,6 +10,7 @@ cannot be loaded or has no attention blocks).
 """
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -30,17 +31,21 @@ from .spatial_view import spatial_view
 def attention_json(capture: Capture, labels, model_name: str, image_name: str, top_k: int = 10) -> dict:
     """Everything a capture holds for image 0, as plain JSON types; `top_channels`: each block's
     `top_k` highest-weighted channels, strongest first; `channel_activity`: for SE/ECA blocks of a
-    capture that kept channel maps, where those channels fire (`record.activity`), else None."""
+    capture that kept channel maps, where those channels fire (`record.activity`), else None.
+    NaN and infinite values (a diverged model) become null: strict JSON has no NaN."""
+    def number(v: float) -> float | None:
+        return round(v, 6) if math.isfinite(v) else None
+
     def rounded(rows):
-        return [[round(v, 6) for v in row] for row in rows.tolist()]
+        return [[number(v) for v in row] for row in rows.tolist()]
 
     return {
         "image": image_name, "model": model_name, "input_size": list(capture.input_size),
-        "predictions": [{"class": c, "label": labels[c], "probability": round(p, 6)}
+        "predictions": [{"class": c, "label": labels[c], "probability": number(p)}
                         for c, p in capture.top_k(5)],
         "blocks": [{"name": r.name, "module": r.module, "kind": r.kind, "stage": r.stage, "block": r.block,
                     "channels": r.channels, "feature_size": list(r.feature_size),
-                    "channel_weights": [round(w, 6) for w in r.channel[0].tolist()],
+                    "channel_weights": [number(w) for w in r.channel[0].tolist()],
                     "spatial": None if r.spatial is None else rounded(r.spatial[0]),
                     "top_channels": strongest_channels(r.channel, top_k)[0].tolist(),
                     "channel_activity": None if r.spatial is not None or r.top_maps is None
@@ -66,17 +71,22 @@ def write_report(path: Path, loaded, target: Path, cmap: str, top_k: int, dpi: i
         (target / "blocks" / f"{r.name}_spatial.png").write_bytes(figure_png(spatial_view_figure(
             view, shown, cmap=cmap, title=f"{r.name}: {shown.label}"), dpi))
     (target / "attention.json").write_text(json.dumps(
-        attention_json(capture, loaded.labels, loaded.name, path.name, top_k)))
+        attention_json(capture, loaded.labels, loaded.name, path.name, top_k), allow_nan=False))
     return target
 
 
 def report_folders(paths: list[Path]) -> list[str]:
-    """One folder name per image, its file stem; repeated stems (a.png, a.jpg, x/a.png) get -2, -3,
-    ... in order, so no report overwrites another."""
-    seen, names = {}, []
+    """One folder name per image, its file stem; a repeated stem (a.png then a.jpg) gets the
+    first of -2, -3, ... that is neither used nor another image's own stem (a-2.png), so no report
+    overwrites another."""
+    stems, used, names = {path.stem for path in paths}, set(), []
     for path in paths:
-        seen[path.stem] = seen.get(path.stem, 0) + 1
-        names.append(path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}")
+        name, n = path.stem, 1
+        while name in used or (n > 1 and name in stems):
+            n += 1
+            name = f"{path.stem}-{n}"
+        used.add(name)
+        names.append(name)
     return names
 
 
@@ -124,15 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--top-k must be at least 1, got {args.top_k}")
     if args.dpi < 1:
         parser.error(f"--dpi must be at least 1, got {args.dpi}")
-    if args.input_size is not None and not 16 <= args.input_size <= 1024:
-        parser.error(f"--input-size must be between 16 and 1024, got {args.input_size}")
-    if args.crop_pct is not None and not 0 < args.crop_pct <= 1:
-        parser.error(f"--crop-pct must be in (0, 1], got {args.crop_pct}")
     try:
-        loaded = pretrained.load(args.model).configured(args.input_size, args.crop_pct, args.labels)
+        loaded = pretrained.load(args.model)
     except (ValueError, OSError, pretrained.ModelUnavailable) as e:
         print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
         return 2
+    try:
+        loaded = loaded.configured(args.input_size, args.crop_pct, args.labels)
+    except ValueError as e:
+        parser.error(str(e))
     if not attention_sites(loaded.model):
         print(f"error: model {args.model!r} has no SE, ECA or CBAM attention blocks: nothing to report",
               file=sys.stderr)
