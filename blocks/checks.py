@@ -24,6 +24,9 @@ def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
     """ECA-Net Eq. 12: k = |(log2 C + b) / gamma|_odd, the odd number at or just above the value."""
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    for name, value in (("gamma", gamma), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
     if gamma <= 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
     t = int(abs((math.log2(channels) + b) / gamma))

@@ -11,6 +11,8 @@ from blocks import CBAMBlock, ECABlock, SEBlock, attention_resnet
     (lambda: SEBlock("avg", 0, 1), "channels must be a positive integer, got 0"),
     (lambda: ECABlock(54, k_size=4), "ECA k_size must be an odd positive integer (1, 3, 5, ...), got 4"),
     (lambda: ECABlock(54, gamma=0), "gamma must be positive, got 0"),
+    (lambda: ECABlock(54, gamma="2"), "gamma must be a finite number, got '2'"),
+    (lambda: ECABlock(54, b=float("inf")), "b must be a finite number, got inf"),
     (lambda: CBAMBlock("MLP", 7, channels=54, ratio=9),
      "unknown CBAM channel attention mode 'MLP'; choose one of 'FC', 'Conv'"),
     (lambda: CBAMBlock("FC", 4, channels=54, ratio=9), "unknown spatial kernel size 4; choose one of 3, 5, 7"),

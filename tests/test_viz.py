@@ -87,6 +87,16 @@ def test_stretch_uses_the_maps_own_range():
     assert 90 < fixed.min() and fixed.max() < 165
 
 
+def test_maps_come_as_arrays_or_tensors_of_one_image():
+    expected = upsample(np.array([[0.0, 1.0]]), (2, 4))
+    np.testing.assert_array_equal(upsample(torch.tensor([[[0.0, 1.0]]], dtype=torch.bfloat16), (2, 4)), expected)
+    for bad in (np.zeros((2, 2, 2)), np.zeros(4), np.zeros((0, 3))):
+        with pytest.raises(ValueError, match=r"an attention map must be \[h, w\], got shape"):
+            upsample(bad, (4, 4))
+    with pytest.raises(ValueError, match="no attention records to draw"):
+        spatial_grid_figure(Image.new("RGB", (8, 8)), [])
+
+
 def test_one_nan_cell_does_not_flatten_a_stretched_map():
     image = Image.new("RGB", (8, 4))
     clean = np.asarray(overlay(image, np.array([[0.4, 0.6]]), cmap="gray", alpha=1.0, stretch=True, cells=True))

@@ -15,6 +15,8 @@ def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: st
     `stretch`); SE/ECA channel-activity maps are always stretched per map (the title says so), one
     with fewer than `top_k` channels averages all of them ("all C"), and one that is all zero
     (`SpatialView.note`) is left off its image and titled "(all zero)"."""
+    if not records:
+        raise ValueError("no attention records to draw: the capture found no SE, ECA or CBAM blocks")
     rows = sorted({r.stage for r in records}, key=lambda s: (s is None, s))
     by_row = {s: [r for r in records if r.stage == s] for s in rows}
     cols = max(len(v) for v in by_row.values())
