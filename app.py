@@ -123,13 +123,13 @@ def upload_digest(upload) -> str:
 
 
 def predictions_table(capture: Capture, labels, k: int = 5) -> list[dict]:
-    return [{"class": labels[c], "probability": p} for c, p in capture.top_k(k)]
+    return [{"class": labels[c], "probability": 100 * p} for c, p in capture.top_k(k)]
 
 
 def show_predictions(capture: Capture, labels, k: int = 5) -> None:
     st.dataframe(predictions_table(capture, labels, k), hide_index=True, width="stretch",
                  column_config={"probability": st.column_config.ProgressColumn(
-                     "probability", format="percent", min_value=0.0, max_value=1.0)})
+                     "probability", format="%.2f%%", min_value=0.0, max_value=100.0)})   # 90.80%, 1.10%
 
 
 def top_channels_caption(weights, k: int) -> str:

@@ -41,7 +41,7 @@ def png(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
 
 def shown_predictions(at: AppTest, index: int = 0) -> list[tuple[str, float]]:
     table = at.dataframe[index].value
-    return list(zip(table["class"], table["probability"]))
+    return list(zip(table["class"], table["probability"] / 100))          # shown in percent
 
 
 def model_and_input(name: str, data: bytes):
