@@ -20,6 +20,7 @@ from blocks import Capture, Intervention, capture_attention, strongest_channels
 from blocks.localisation import localisation_score
 from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, overlay,
                  spatial_grid_figure, spatial_view, spatial_view_figure)
+from viz.agreement import channel_agreement, channel_agreement_chart
 from viz.channels import channel_depth_chart, channel_weights_chart
 from viz.decode import ImageError, decode_image
 from viz.report import attention_json
@@ -348,6 +349,18 @@ elif page == "Overview":
                                         else "") + (f": {v.note}" if v.note else ""))
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
+    st.subheader("Same channels for every image?")
+    others = [s for s in SAMPLES if s["file"] != filename]
+    titles = [s["title"] for s in others]
+    other = others[titles.index(st.selectbox("Compare this image's channel weights with", titles, key="agree_with"))]
+    other_data = (ASSETS / other["file"]).read_bytes()
+    other_digest = sha(other_data)
+    _, other_x, _ = model_view(other_digest, model_key, other_data, loaded)
+    agreement = channel_agreement(records, analyse(other_digest, model_key, None, other_x, loaded).layers)
+    st.altair_chart(channel_agreement_chart([r.name for r in records], agreement), width="stretch")
+    st.caption("Correlation, block by block, of the two images' channel weights: 1 means the block excites the "
+               "same channels whatever the image. The SE paper (Sec. 7.2, Fig. 6) finds early blocks "
+               "class-agnostic and later ones class-specific; a gap marks a block whose gate is saturated.")
 
 elif page == "Compare":
     bundled = sorted((n for n, e in entries.items() if e.source == "bundled" and e.attention),

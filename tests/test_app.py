@@ -194,6 +194,23 @@ def test_overview_says_which_blocks_average_all_their_channels():
                             "layer2.0 (16x16)"]
 
 
+def test_overview_shows_how_alike_two_images_channel_weights_are():
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+    at = app()
+    at.segmented_control(key="view").set_value("Overview").run()
+    at.selectbox(key="agree_with").set_value("Shape: star (bundled dataset)").run()
+    assert_clean(at)
+    [chart] = [c.proto for c in at.get("vega_lite_chart") if "correlation of channel weights" in c.proto.spec]
+    shown = convert_arrow_bytes_to_pandas_df(chart.datasets[0].data.data)
+    samples = {s["title"]: s["file"] for s in json.loads((ASSETS / "samples.json").read_text())}
+    a, b = (capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / samples[t]).read_bytes())).layers
+            for t in ("Shape: circle (bundled dataset)", "Shape: star (bundled dataset)"))
+    expected = [np.corrcoef(ra.channel[0].numpy(), rb.channel[0].numpy())[0, 1] for ra, rb in zip(a, b)]
+    assert shown["block"].tolist() == [r.name for r in a]
+    np.testing.assert_allclose(shown["correlation"].to_numpy(dtype=float), expected, atol=1e-5)
+    assert expected[0] > 0.9 > expected[-1]          # the bundled CBAM model: early blocks agree, late ones do not
+
+
 def test_camera_picture():
     photo = png(Image.open(ASSETS / "chelsea.jpg"), "JPEG")
     at = app()
@@ -239,12 +256,12 @@ def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
     labelled(at.selectbox, "Stage").set_value(2).run()
     at.segmented_control(key="view").set_value("Overview").run()
     assert_clean(at)
-    assert len(calls) == 1
+    assert len(calls) == 2                            # + the second image of the channel-agreement chart
     assert len(at.get("image")) == 1 + 1 + 8          # the model's view, the colour scale, one overlay per block
     assert at.get("image")[1].proto.imgs[0].caption.startswith("low to high of each map: every map is stretched")
     at.toggle(key="stretch").set_value(False).run()
     assert at.get("image")[1].proto.imgs[0].caption.startswith("0.00 to 1.00: gate value, fixed scale")
-    assert len(calls) == 1
+    assert len(calls) == 2
 
 
 def test_compare_three_models_side_by_side():
