@@ -133,12 +133,12 @@ def show_predictions(capture: Capture, labels, k: int = 5) -> None:
                      "probability", format="%.2f%%", min_value=0.0, max_value=100.0)})   # 90.80%, 1.10%
 
 
-def top_channels_caption(weights, k: int) -> str:
+def top_channels_caption(weights, k: int, marked: str = "") -> str:
     """The top-k channels as text, strongest first (the chart labels only those that fit), and
     how many channels tie with the k-th: saturated gates often give dozens of exact 1.0s, and
-    then which of them make the top k is only the channel order."""
+    then which of them make the top k is only the channel order. `marked`: how a chart shows them."""
     top = strongest_channels(weights[None], k)[0].tolist()
-    text = (f"Top {len(top)} channel{'s' if len(top) > 1 else ''} (orange): "
+    text = (f"Top {len(top)} channel{'s' if len(top) > 1 else ''}{marked}: "
             + " · ".join(f"#{c} {weights[c]:.4f}" for c in top))
     last = weights[top[-1]]
     tied, tied_in_top = int((weights == last).sum()), sum(int(weights[c] == last) for c in top)
@@ -313,7 +313,7 @@ if page == "Block":
         st.markdown(f"**Channel weights** of `{record.name}` ({record.kind.upper()}, {record.channels} channels)")
         st.vega_lite_chart(channel_chart_spec(digest, model_key, record.name, sort_channels, top_k,
                                               record.channel[0]), width="stretch")
-        st.caption(top_channels_caption(record.channel[0], top_k))
+        st.caption(top_channels_caption(record.channel[0], top_k, marked=" (orange)"))
     with c2:
         st.markdown(f"**{shown.label[0].upper() + shown.label[1:]}** of `{record.name}` "
                     f"({shown.values.shape[0]}\u00a0x\u00a0{shown.values.shape[1]})")   # kept on one line
@@ -422,20 +422,23 @@ else:
     stem = re.sub(r"[^\w.-]+", "-", f"{Path(filename).stem}_{model_name}")   # one file set per image and model
     shown = spatial_view(record, 0, top_k)
     c1, c2 = st.columns(2)
-    c1.download_button(f"{record.name} channel weights (PNG)", lambda: figure_png(channel_weights_figure(
+
+    def offer(column, label: str, render, file_name: str, mime: str = "image/png") -> None:
+        """A download rendered on click. No rerun after it: a rerun would give the other buttons
+        new files, and a second click made during it would find its file gone."""
+        column.download_button(label, render, file_name=file_name, mime=mime, on_click="ignore")
+
+    offer(c1, f"{record.name} channel weights (PNG)", lambda: figure_png(channel_weights_figure(
         record.channel[0], sort=sort_channels, top_k=top_k, title=f"{record.name}: channel weights")),
-        file_name=f"{stem}_{record.name}_channels.png", mime="image/png")
-    c1.download_button(f"{record.name} spatial map (PNG)", lambda: figure_png(spatial_view_figure(
+        f"{stem}_{record.name}_channels.png")
+    offer(c1, f"{record.name} spatial map (PNG)", lambda: figure_png(spatial_view_figure(
         view, shown, cmap=cmap, alpha=alpha, stretch=stretch, title=f"{record.name}: {shown.label}", cells=cells)),
-        file_name=f"{stem}_{record.name}_spatial.png", mime="image/png")
-    c1.download_button("Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
-        view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k, cells=cells)),
-        file_name=f"{stem}_overview.png", mime="image/png")
-    c1.download_button("Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
-        [r.name for r in records], [r.channel[0] for r in records])), file_name=f"{stem}_depth.png", mime="image/png")
-    c2.download_button("All weights and predictions (JSON)", lambda: json.dumps(
+        f"{stem}_{record.name}_spatial.png")
+    offer(c1, "Overview of all blocks (PNG)", lambda: figure_png(spatial_grid_figure(
+        view, records, cmap=cmap, alpha=alpha, stretch=stretch, top_k=top_k, cells=cells)), f"{stem}_overview.png")
+    offer(c1, "Channel weights by depth (PNG)", lambda: figure_png(channel_depth_figure(
+        [r.name for r in records], [r.channel[0] for r in records])), f"{stem}_depth.png")
+    offer(c2, "All weights and predictions (JSON)", lambda: json.dumps(
         attention_json(capture, loaded.labels, loaded.name, filename, top_k), allow_nan=False),
-        file_name=f"{stem}_attention.json",
-        mime="application/json")
-    c2.download_button("All channel weights (CSV)", lambda: weights_csv(capture), file_name=f"{stem}_weights.csv",
-                       mime="text/csv")
+        f"{stem}_attention.json", "application/json")
+    offer(c2, "All channel weights (CSV)", lambda: weights_csv(capture), f"{stem}_weights.csv", "text/csv")

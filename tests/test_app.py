@@ -290,7 +290,7 @@ def test_intervene_shows_original_and_edited(mode):
     assert_same_predictions(shown_predictions(at, 1), expected_predictions(name, data))
     assert_same_predictions(shown_predictions(at, 2), expected_predictions(name, data, edit=Intervention("layer4.1", mode, 5)))
     assert at.metric[0].label.startswith("Probability of '")
-    zeroed = [c.value for c in at.caption if c.value.startswith("Zeroed: Top 5 channels")]
+    zeroed = [c.value for c in at.caption if c.value.startswith("Zeroed: Top 5 channels: #")]
     assert len(zeroed) == (mode == "zero_top_k")
     at.selectbox(key="model").set_value("se-resnet18-shapes").run()     # one gate: no per-gate modes
     assert_clean(at)
@@ -304,6 +304,7 @@ def test_downloads_view_offers_every_figure_and_the_weights():
     at.segmented_control(key="view").set_value("Downloads").run()
     assert_clean(at)
     labels = [b.proto.label for b in at.get("download_button")]
+    assert all(b.proto.ignore_rerun for b in at.get("download_button"))    # a click never reruns the page
     assert labels == ["layer4.1 channel weights (PNG)", "layer4.1 spatial map (PNG)", "Overview of all blocks (PNG)",
                       "Channel weights by depth (PNG)", "All weights and predictions (JSON)",
                       "All channel weights (CSV)"]

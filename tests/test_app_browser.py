@@ -4,6 +4,7 @@ Starts `streamlit run app.py` on a free local port and drives Debian's Chromium 
 way a person would: pick "Upload" in the sidebar, choose a file, wait for the rerun, look at the page.
 Skipped only where /usr/bin/chromium is missing (CI installs it).
 """
+import json
 import os
 import random
 import re
@@ -241,4 +242,11 @@ def test_upload_and_inspect(app_url, page, tmp_path):
         button.click()
     assert download.value.suggested_filename == "upload_test_cbam-resnet18-shapes_layer4.1_channels.png"
     assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # two clicks in quick succession: a download reruns nothing, so the second file is still there
+    with page.expect_download(timeout=RERUN_MS) as csv:
+        main.get_by_role("button", name="All channel weights (CSV)").click()
+    with page.expect_download(timeout=RERUN_MS) as as_json:
+        main.get_by_role("button", name="All weights and predictions (JSON)").click()
+    assert Path(csv.value.path()).read_text().startswith("block,kind,channel,weight")
+    assert json.loads(Path(as_json.value.path()).read_text())["image"] == "upload_test.png"
     assert_no_errors(page)

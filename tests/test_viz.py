@@ -154,8 +154,10 @@ def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
     top = [r["channel"] for r in rows[bars["data"]["name"]] if r["top"]]
     assert top == [5, 6, 8, 60]
     assert [r["channel"] for r in rows[labels["data"]["name"]]] == [5, 60]   # 6 and 8 would overlap 5
-    first = rows[bars["data"]["name"]][0]                  # a bar fills 0.8 of its slot: never overlaps the next
-    assert bars["mark"]["type"] == "rect" and (first["left"], first["right"]) == (-0.4, 0.4)
+    assert bars["mark"]["type"] == "rect"                  # a bar fills 0.8 of its slot: never overlaps the next
+    assert bars["transform"] == [{"calculate": "datum.channel - 0.4", "as": "left"},
+                                 {"calculate": "datum.channel + 0.4", "as": "right"}]
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("left", "right")
     sorted_spec = channel_weights_chart(w, sort=True, top_k=4).to_dict()
     sorted_rows = sorted_spec["datasets"][sorted_spec["layer"][0]["data"]["name"]]
     assert [r["channel"] for r in sorted(sorted_rows, key=lambda r: r["rank"])[:4]] == [5, 6, 8, 60]

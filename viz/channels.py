@@ -112,11 +112,11 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     x_field, x_title = ("rank", "channels sorted by weight (rank)") if sort else ("channel", "channel")
     first = data[x_field].min()
     half = 0.4 if len(w) <= 256 else 0.5                    # each bar fills its slot, with a gap if it is wide
-    data["left"], data["right"] = data[x_field] - half, data[x_field] + half
     scale = alt.Scale(domain=list(fixed_limits(w))) if fixed_scale else alt.Scale(zero=True)
     x_scale = alt.Scale(domain=[first - 0.5, first + len(w) - 0.5], nice=False)
     x = alt.X(f"{x_field}:Q", title=x_title, scale=x_scale)
-    bars = alt.Chart(data).mark_rect().encode(
+    bars = alt.Chart(data).transform_calculate(      # computed in the browser: less data to send
+        left=f"datum.{x_field} - {half}", right=f"datum.{x_field} + {half}").mark_rect().encode(
         x=alt.X("left:Q", title=x_title, scale=x_scale), x2="right:Q",
         y=alt.Y("weight:Q", scale=scale, title="weight"), y2=alt.datum(0),
         color=alt.condition("datum.top", alt.value(TOP_BAR), alt.value(BAR)),
