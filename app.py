@@ -50,8 +50,12 @@ def load_model(name: str) -> pretrained.LoadedModel:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def load_checkpoint(model_key: str, filename: str, _data: bytes) -> pretrained.LoadedModel:
-    return pretrained.load(_data, name=filename)
+def load_checkpoint(model_key: str, filename: str, _upload) -> pretrained.LoadedModel:
+    """The uploaded weights, read once per content (`getvalue` copies the whole file). Called
+    without the upload once it has loaded: a miss then (evicted) raises LookupError."""
+    if _upload is None:
+        raise LookupError(model_key)
+    return pretrained.load(_upload.getvalue(), name=filename)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -74,7 +78,7 @@ def analyse(digest: str, model_key: str, edit: tuple | None, _x, _loaded) -> Cap
 def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_k: int, _weights) -> dict:
     """The block's Vega-Lite chart, built once per (image, model, block, sort, top-k): building
     it costs more than the rest of a rerun."""
-    return channel_weights_chart(_weights, sort=sort, top_k=top_k, fixed_scale=True).to_dict()
+    return channel_weights_chart(_weights, sort=sort, top_k=top_k, fixed_scale=True)
 
 
 # ---------- helpers (no tensor maths) ----------
@@ -193,12 +197,20 @@ with st.sidebar:
     choice = st.selectbox("Model", names, key="model", index=names.index(pretrained.DEFAULT_MODEL)
                           if pretrained.DEFAULT_MODEL in names else 0,
                           format_func=lambda n: n if n == OWN_CHECKPOINT else f"{n} ({SOURCE_TAGS[entries[n].source]})")
-    weights_file = None
+    # once an uploaded checkpoint has loaded, the uploader gives way to its name: a file uploader
+    # copies its whole file on every rerun (40 ms for 100 MB), the cached model does not need it
+    weights_file, kept = None, st.session_state.get("kept_checkpoint")     # (model key, file name)
     if choice == OWN_CHECKPOINT:
-        weights_file = st.file_uploader(
-            "Weights file (" + ", ".join(f".{t}" for t in WEIGHT_TYPES) + ")", type=WEIGHT_TYPES, key="weights",
-            help="A state dict (or a dict holding one) of one of our ResNets, a timm SE/ECA/CBAM ResNet, or an "
-                 "official ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
+        if kept:
+            st.markdown(f"Weights: **{kept[1]}**")
+            st.button("Use another weights file", key="replace_weights", on_click=st.session_state.pop,
+                      args=("kept_checkpoint", None))
+        else:
+            weights_file = st.file_uploader(
+                "Weights file (" + ", ".join(f".{t}" for t in WEIGHT_TYPES) + ")", type=WEIGHT_TYPES, key="weights",
+                help="A state dict (or a dict holding one) of one of our ResNets, a timm SE/ECA/CBAM ResNet, or an "
+                     "official ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is "
+                     "refused.")
         checkpoint_settings = st.container()
 
     st.header("Image")
@@ -230,18 +242,28 @@ with st.sidebar:
     top_k = st.slider("Top-k channels", 1, MAX_TOP_K, 5, key="top_k")
 
 if choice == OWN_CHECKPOINT:
-    if weights_file is None:
-        st.info("Upload a weights file (a state dict of one of our architectures, a timm SE/ECA/CBAM ResNet, or an "
-                "official ECA-Net / CBAM checkpoint) in the sidebar.")
-        st.stop()
-    checkpoint = weights_file.getvalue()
-    model_key = f"file:{upload_digest(weights_file)}"
-    try:
-        with st.spinner(f"Reading {weights_file.name} (only tensors are loaded; nothing in it is run)..."):
-            loaded = load_checkpoint(model_key, weights_file.name, checkpoint)
-    except (pretrained.CheckpointError, ValueError) as e:
-        st.error(f"Cannot use {weights_file.name}: {e}")
-        st.stop()
+    if kept:
+        model_key, weights_name = kept
+        try:
+            loaded = load_checkpoint(model_key, weights_name, None)
+        except LookupError:
+            del st.session_state["kept_checkpoint"]
+            st.warning(f"{weights_name} is no longer in memory (the server keeps a few uploads): upload it again.")
+            st.stop()
+    else:
+        if weights_file is None:
+            st.info("Upload a weights file (a state dict of one of our architectures, a timm SE/ECA/CBAM ResNet, "
+                    "or an official ECA-Net / CBAM checkpoint) in the sidebar.")
+            st.stop()
+        model_key, weights_name = f"file:{upload_digest(weights_file)}", weights_file.name
+        try:
+            with st.spinner(f"Reading {weights_name} (only tensors are loaded; nothing in it is run)..."):
+                loaded = load_checkpoint(model_key, weights_name, weights_file)
+        except (pretrained.CheckpointError, ValueError) as e:
+            st.error(f"Cannot use {weights_name}: {e}")
+            st.stop()
+        st.session_state["kept_checkpoint"] = (model_key, weights_name)
+        st.rerun()                                   # show the file's name in place of the uploader
     loaded, model_key = configure_checkpoint(loaded, model_key, checkpoint_settings)
 else:
     model_key = choice

@@ -401,6 +401,8 @@ def test_bad_images_get_one_clear_error_and_the_next_upload_works():
 
 def own_checkpoint(at: AppTest, name: str, data: bytes) -> AppTest:
     at.selectbox(key="model").set_value("Your own checkpoint...").run()
+    if any(b.key == "replace_weights" for b in at.button):                 # a file is in use: replace it
+        at.button(key="replace_weights").click().run()
     at.file_uploader(key="weights").set_value((name, data, "application/octet-stream"))
     return at.run()
 
@@ -411,11 +413,14 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     model = attention_resnet(18, "se", num_classes=4, width=8, ratio=2).eval()
     buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict()}, buf)
-    at = own_checkpoint(app(), "mine.pth", buf.getvalue())
+    good = buf.getvalue()
+    at = own_checkpoint(app(), "mine.pth", good)
     assert_clean(at)
     assert not at.error
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
     assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+    assert not at.get("file_uploader")                       # loaded: the uploader gives way to the file's name
+    assert "Weights: **mine.pth**" in [m.value for m in at.sidebar.markdown]
     key = "file:" + hashlib.sha256(buf.getvalue()).hexdigest()          # what a bare file cannot say
     at.number_input(key=f"size_{key}").set_value(64).run()
     at.text_area(key=f"labels_{key}").set_value("cat\ndog\nbird\nfish").run()
@@ -450,6 +455,14 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     assert_clean(at)
     assert not at.error and len(at.dataframe[0].value) == 5
+
+    own_checkpoint(at, "mine.pth", good)                       # evicted from the shared cache: asked again
+    st.cache_resource.clear()
+    at.run()
+    assert [w.value for w in at.warning] == [
+        "mine.pth is no longer in memory (the server keeps a few uploads): upload it again."]
+    at.run()
+    assert at.file_uploader(key="weights") is not None and not at.warning
 
 
 def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):

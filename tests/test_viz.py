@@ -131,7 +131,7 @@ def test_weights_outside_zero_one_stay_on_the_chart_and_a_batch_is_refused():
     w = np.array([0.2, 0.5, 2.5, -1.0, 0.4, 0.9, 1.7, 0.3])
     ax = channel_weights_figure(w, top_k=3).axes[0]
     assert ax.get_ylim() == (-1.0, 2.5 * 1.05)
-    assert channel_weights_chart(w).to_dict()["layer"][0]["encoding"]["y"]["scale"]["domain"] == [-1.0, 2.5 * 1.05]
+    assert channel_weights_chart(w)["layer"][0]["encoding"]["y"]["scale"]["domain"] == [-1.0, 2.5 * 1.05]
     assert channel_weights_figure(w[None]).axes[0].get_ylim() == (-1.0, 2.5 * 1.05)   # one image's [1, C] row
     for bad in (np.ones((2, 8)), np.ones(0)):
         with pytest.raises(ValueError, match=r"weights must be one block's \[C\] channel weights, got shape"):
@@ -147,7 +147,7 @@ def test_labels_are_spaced_strongest_first():
 def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
     w = np.full(128, 0.2)
     w[[5, 6, 8, 60]] = [1.0, 1.0, 0.9, 0.8]
-    spec = channel_weights_chart(w, top_k=4).to_dict()
+    spec = channel_weights_chart(w, top_k=4)
     bars, labels, _ = spec["layer"]
     assert bars["encoding"]["color"]["condition"] == {"test": "datum.top", "value": TOP_BAR}
     rows = spec["datasets"]
@@ -158,10 +158,18 @@ def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
     assert bars["transform"] == [{"calculate": "datum.channel - 0.4", "as": "left"},
                                  {"calculate": "datum.channel + 0.4", "as": "right"}]
     assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("left", "right")
-    sorted_spec = channel_weights_chart(w, sort=True, top_k=4).to_dict()
+    sorted_spec = channel_weights_chart(w, sort=True, top_k=4)
     sorted_rows = sorted_spec["datasets"][sorted_spec["layer"][0]["data"]["name"]]
     assert [r["channel"] for r in sorted(sorted_rows, key=lambda r: r["rank"])[:4]] == [5, 6, 8, 60]
     assert min(r["rank"] for r in sorted_rows) == 1                    # rank 1 is the strongest channel
+
+
+@pytest.mark.parametrize("sort", [False, True])
+def test_browser_chart_is_valid_vega_lite(sort):
+    import altair as alt
+    w = np.random.default_rng(0).random(2048)
+    spec = channel_weights_chart(w, sort=sort, top_k=32)
+    assert alt.LayerChart.from_dict(spec, validate=True).to_dict()["layer"][0]["mark"] == {"type": "rect"}
 
 
 def test_depth_summary_has_one_box_per_block():
