@@ -82,6 +82,11 @@ class CBAMBlock(nn.Module):
         check_choice("CBAM channel attention mode", channel_attention_mode, CHANNEL_ATTENTION)
         if channels is None:
             raise ValueError("CBAMBlock needs channels=<number of input channels>")
+        conv_only = [name for name, value in (("gamma", gamma), ("b", b), ("k_size", k_size)) if value is not None]
+        if channel_attention_mode == "FC" and conv_only:
+            raise ValueError(f"{', '.join(conv_only)} set the 'Conv' channel attention; the 'FC' (MLP) one takes ratio")
+        if channel_attention_mode == "Conv" and ratio is not None:
+            raise ValueError("ratio sets the 'FC' channel attention's MLP; the 'Conv' one takes gamma and b, or k_size")
         if channel_attention_mode == "FC":
             self.channel = ChannelAttentionMLP(channels, 16 if ratio is None else ratio, bias, inplace)
         else:

@@ -42,9 +42,10 @@ ATTENTION = {
     None: lambda c, stage, o: nn.Identity(),
     "se": lambda c, stage, o: SEBlock(o.se_mode, c, o.ratio, bias=o.bias, inplace=True),
     "eca": lambda c, stage, o: ECABlock(c, o.gamma, o.b, k_size=o.stage_k_size(stage), inplace=True),
-    "cbam": lambda c, stage, o: CBAMBlock(o.channel_mode, o.spatial_kernel, channels=c, ratio=o.ratio,
-                                          gamma=o.gamma, b=o.b, bias=o.bias, spatial_bn=o.spatial_bn,
-                                          k_size=o.stage_k_size(stage), inplace=True),
+    "cbam": lambda c, stage, o: CBAMBlock(o.channel_mode, o.spatial_kernel, channels=c, spatial_bn=o.spatial_bn,
+                                          inplace=True, **({"ratio": o.ratio, "bias": o.bias} if o.channel_mode == "FC"
+                                                           else {"gamma": o.gamma, "b": o.b,
+                                                                 "k_size": o.stage_k_size(stage)})),
 }
 
 
