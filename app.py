@@ -29,7 +29,7 @@ from viz.teach import explain
 ASSETS = Path(__file__).parent / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text())
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-WEIGHT_TYPES = ["pt", "pth", "tar", "bin", "safetensors"]
+WEIGHT_TYPES = [suffix[1:] for suffix in pretrained.WEIGHTS_SUFFIXES]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "gray"]
 OWN_CHECKPOINT = "Your own checkpoint..."
 SOURCE_TAGS = {"bundled": "offline", "timm": "ImageNet, downloads once", "official": "authors' file"}
@@ -102,7 +102,7 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str, where):
         crop = st.slider("Centre crop (share of the resized image)", 0.5, 1.0, float(p.crop_pct), 0.025,
                          format="%.3f", key=f"crop_{model_key}")
         text = st.text_area(f"Class names, one per line ({len(loaded.labels)}; optional)", key=f"labels_{model_key}")
-    names = tuple(line.strip() for line in text.splitlines() if line.strip()) or None
+    names = pretrained.class_names(text) or None
     try:
         configured = loaded.configured(int(size), crop, names)
     except ValueError as e:
@@ -367,8 +367,8 @@ elif page == "Overview":
                 column.image(overlay(view, v.values, cmap=cmap, alpha=0.0 if v.note else alpha, stretch=not fixed,
                                      cells=cells), width="stretch",
                              caption=f"{r.name} ({v.values.shape[0]}x{v.values.shape[1]})"
-                                     + (f", all {r.channels} channels" if r.spatial is None and r.channels < top_k
-                                        else "") + (f": {v.note}" if v.note else ""))
+                                     + (f", all {r.channels} channels" if v.all_channels else "")
+                                     + (f": {v.note}" if v.note else ""))
     st.altair_chart(channel_depth_chart([r.name for r in records], [r.channel[0] for r in records]),
                     width="stretch")
     st.subheader("Same channels for every image?")
@@ -439,7 +439,7 @@ else:
     st.markdown("Every figure as PNG (rendered when you click), all weights as JSON or CSV.")
     record = pick_block()
     model_name = loaded.name
-    while Path(model_name).suffix.lower() in {f".{t}" for t in WEIGHT_TYPES}:      # mine.pth.tar -> mine
+    while Path(model_name).suffix.lower() in pretrained.WEIGHTS_SUFFIXES:      # mine.pth.tar -> mine
         model_name = Path(model_name).stem
     stem = re.sub(r"[^\w.-]+", "-", f"{Path(filename).stem}_{model_name}")   # one file set per image and model
     shown = spatial_view(record, 0, top_k)

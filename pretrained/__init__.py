@@ -3,9 +3,9 @@ checkpoints, a user's own file. Importing this package reads nothing and downloa
 from .checkpoint import CheckpointError, load_weights, read_state_dict
 from .imagenet import ModelUnavailable
 from .preprocess import Preprocess
-from .registry import DEFAULT_MODEL, LoadedModel, ModelEntry, available, load
+from .registry import DEFAULT_MODEL, WEIGHTS_SUFFIXES, LoadedModel, ModelEntry, available, class_names, load
 from .timm_convert import convert_timm_state_dict
 
 __all__ = ["available", "load", "DEFAULT_MODEL", "ModelEntry", "LoadedModel", "Preprocess",
            "CheckpointError", "ModelUnavailable", "read_state_dict", "load_weights",
-           "convert_timm_state_dict"]
+           "convert_timm_state_dict", "class_names", "WEIGHTS_SUFFIXES"]

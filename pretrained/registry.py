@@ -51,6 +51,11 @@ class ModelEntry:
         return self.source == "timm"
 
 
+def class_names(text: str) -> tuple[str, ...]:
+    """Class names written one per line (blank lines and surrounding spaces ignored)."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     name: str

@@ -32,10 +32,8 @@ def spatial_grid_figure(image: Image.Image, records, index: int = 0, *, cmap: st
             ax = axes[i, j]
             ax.imshow(overlay(image, view.values, cmap=cmap, alpha=0.0 if view.note else alpha,
                               stretch=stretch or not view.absolute, cells=cells))
-            all_channels = (record.spatial is None and record.channels < top_k
-                            and record.top_maps.shape[1] == record.channels)   # every channel's map was kept
             ax.set_title(f"{record.name} {view.values.shape[0]}x{view.values.shape[1]}"
-                         + (f", all {record.channels}" if all_channels else "")
+                         + (f", all {record.channels}" if view.all_channels else "")
                          + (" (all zero)" if view.note else ""), fontsize=7)
     fixed = all(r.spatial is not None for r in records) and not stretch
     fig.suptitle(label if fixed else f"{label}\neach map stretched to its own range: colours do not compare "

@@ -93,7 +93,7 @@ def report_folders(paths: list[Path]) -> list[str]:
 def class_names(path: Path) -> tuple[str, ...]:
     """argparse type: a text file of class names, one per line."""
     try:
-        return tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+        return pretrained.class_names(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
         raise argparse.ArgumentTypeError(f"cannot read class names from {path}: {e}") from e
 

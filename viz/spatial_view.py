@@ -12,6 +12,7 @@ class SpatialView:
     absolute: bool       # True: a gate in [0, 1], shown on a fixed 0..1 scale by default
     units: str           # what a value is, for colour-scale labels: "gate value" or "mean activation"
     note: str = ""       # set when the map shows nothing (all zero): say this instead of drawing it
+    all_channels: bool = False   # SE/ECA: the block has fewer channels than top-k asked for, all averaged
 
 
 def spatial_view(record, index: int = 0, top_k: int = 8) -> SpatialView:
@@ -26,5 +27,5 @@ def spatial_view(record, index: int = 0, top_k: int = 8) -> SpatialView:
     else:
         label, silent = f"where the top-{k} weighted channels fire", f"none of the top-{k} weighted channels fires"
     note = "" if values.any() else f"{silent} on this image (all zero)"
-    return SpatialView(values, f"{label} (not a gate)", False,
-                       "mean activation", note)
+    return SpatialView(values, f"{label} (not a gate)", False, "mean activation", note,
+                       all_channels=k == record.channels < top_k)
