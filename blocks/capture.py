@@ -9,27 +9,13 @@ and record only for the context that registered them (a `ContextVar` token), so 
 captures never see each other's activations. Hooks are removed in `finally`; the model's
 `.training` flags and `requires_grad` are left as they were.
 """
-import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache
-from operator import attrgetter
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
-# attention module class -> (kind, channel gate path, spatial gate path or None)
-ATTENTION_MODULES = {
-    "blocks.se.SEBlock": ("se", "gate", None),
-    "blocks.eca.ECABlock": ("eca", "gate", None),
-    "blocks.cbam.CBAMBlock": ("cbam", "channel.gate", "spatial.gate"),
-    "timm.layers.squeeze_excite.SEModule": ("se", "gate", None),
-    "timm.layers.eca.EcaModule": ("eca", "gate", None),
-    "timm.layers.cbam.CbamModule": ("cbam", "channel.gate", "spatial.gate"),
-    "timm.models.senet.SEModule": ("se", "sigmoid", None),
-}
-BLOCK_NAME = re.compile(r"layer(\d+)\.(\d+)$")
+from .sites import ATTENTION_MODULES, AttentionSite, attention_sites
 
 _active: ContextVar[object | None] = ContextVar("attention_lens_capture", default=None)
 
@@ -106,52 +92,19 @@ class Intervention:
 
 
 INTERVENTIONS = ("gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k")
+CBAM_ONLY = ("channel_gate_off", "spatial_gate_off")        # one of CBAM's two gates alone
 
 
-class _Site(NamedTuple):
-    module_name: str
-    module: nn.Module
-    kind: str
-    channel_gate: nn.Module
-    spatial_gate: nn.Module | None
-
-
-@cache
-def _spec(module_type: type) -> tuple | None:
-    """(kind, channel gate getter, spatial gate getter or None) for an attention module type."""
-    spec = ATTENTION_MODULES.get(f"{module_type.__module__}.{module_type.__qualname__}")
-    if spec is None:
-        return None
-    kind, channel_path, spatial_path = spec
-    return kind, attrgetter(channel_path), attrgetter(spatial_path) if spatial_path else None
+def interventions(kind: str) -> tuple[str, ...]:
+    """The edits that mean something for a block of `kind`: SE/ECA have one gate, so switching
+    "only the channel gate" off is switching it off, and there is no spatial gate."""
+    return INTERVENTIONS if kind == "cbam" else tuple(m for m in INTERVENTIONS if m not in CBAM_ONLY)
 
 
 def strongest_channels(weights: torch.Tensor, k: int) -> torch.Tensor:
     """[B, min(k, C)] indices of the k highest of `weights` [B, C], highest first; ties go to the
     lower channel index, as the channel charts label them (SE/ECA gates often saturate at 1)."""
     return weights.argsort(dim=1, descending=True, stable=True)[:, :k]
-
-
-def attention_sites(model: nn.Module) -> list[_Site]:
-    """Every known attention module of `model`, in registration (= forward) order, each once.
-    Like `named_modules`, but it does not look inside attention modules (their children are
-    their gates), which halves the walk on a CBAM ResNet: it runs on every capture."""
-    sites, visited = [], set()
-
-    def visit(module: nn.Module, name: str) -> None:
-        visited.add(id(module))
-        spec = _spec(type(module))
-        if spec is not None:
-            kind, channel_gate, spatial_gate = spec
-            sites.append(_Site(name, module, kind, channel_gate(module),
-                               spatial_gate(module) if spatial_gate else None))
-            return
-        for child_name, child in module._modules.items():
-            if child is not None and id(child) not in visited:
-                visit(child, f"{name}.{child_name}" if name else child_name)
-
-    visit(model, "")
-    return sites
 
 
 def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervention | None = None,
@@ -222,13 +175,9 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
                    tuple(x.shape[2:]))
 
 
-def _block_name(module_name: str) -> str:
-    return module_name.rsplit(".", 1)[0] if "." in module_name else module_name
-
-
-def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, token) -> list:
+def _register_intervention(edit: Intervention, sites: list[AttentionSite], seen: dict, token) -> list:
     """Hooks that apply `edit`, registered after the recording hooks so records stay unedited."""
-    names = [_block_name(s.module_name) for s in sites]
+    names = [s.name for s in sites]
     if edit.block not in names:
         raise ValueError(f"no attention block named {edit.block!r}; blocks: {', '.join(names)}")
     i = names.index(edit.block)
@@ -254,13 +203,10 @@ def _register_intervention(edit: Intervention, sites: list[_Site], seen: dict, t
     return [g.register_forward_hook(gate_off) for g in gates if g is not None]
 
 
-def _record(i: int, site: _Site, seen: dict) -> AttentionRecord:
+def _record(i: int, site: AttentionSite, seen: dict) -> AttentionRecord:
     spatial = seen.get((i, "spatial"))
     feature_size, top, maps = seen.get((i, "output")) or (spatial.shape[1:], None, None)
-    block_name = _block_name(site.module_name)
-    match = BLOCK_NAME.search(block_name)
     return AttentionRecord(
-        name=block_name, module=site.module_name, kind=site.kind,
-        stage=int(match[1]) if match else None, block=int(match[2]) if match else None,
+        name=site.name, module=site.module_name, kind=site.kind, stage=site.stage, block=site.block,
         channel=seen[(i, "channel")], spatial=spatial,
         feature_size=tuple(feature_size), top_channels=top, top_maps=maps)

@@ -132,6 +132,8 @@ class AttentionResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        # the stem, then one entry per stage, as timm's models declare them (`blocks.sites` reads it)
+        self.feature_info = [dict(num_chs=width, reduction=2, module="relu")]
         cin = width
         for stage, count in enumerate(counts):
             planes, stride = width * 2 ** stage, (1 if stage == 0 else 2)
@@ -145,6 +147,7 @@ class AttentionResNet(nn.Module):
                                     make_attention(cout, stage, options)))
                 cin = cout
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=cout, reduction=4 * 2 ** stage, module=f"layer{stage + 1}"))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
         self._init_weights(zero_init_residual)

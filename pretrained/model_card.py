@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from blocks import capture_attention
-from blocks.localisation import localisation_score
+from lens.localisation import localisation_score
 
 from .registry import available, load
 from .shapes import render_batch

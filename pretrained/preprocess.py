@@ -1,5 +1,5 @@
 """From a PIL image to the tensor a model takes, and to the picture of exactly what it saw."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,6 +51,13 @@ class Preprocess:
         if kept < 1 / 3:
             notes.append(f"the square centre crop keeps only {100 * kept:.2g}% of its length")
         return f"This image is {w} x {h} pixels: " + "; ".join(notes) + "." if notes else ""
+
+    def mask(self, mask: Image.Image | np.ndarray) -> np.ndarray:
+        """An object mask of the source image, resized and cropped exactly like it (nearest
+        neighbour, so it stays binary): [input_size, input_size] bool."""
+        if not isinstance(mask, Image.Image):                # a bool or 0/1 or 0/255 array
+            mask = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255)
+        return np.asarray(replace(self, interpolation="nearest").view(mask))[..., 0] > 127
 
     def to_tensor(self, view: Image.Image) -> torch.Tensor:
         """A `view` as a normalised [3, H, W] float tensor."""

@@ -15,7 +15,7 @@ import blocks
 import pretrained
 from blocks import Intervention, capture_attention
 from pretrained import imagenet
-from viz.decode import decode_image
+from pretrained.image import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 import pretrained
 from blocks import attention_resnet, capture_attention
-from blocks.localisation import localisation_score
+from lens.localisation import localisation_score
 from pretrained import CheckpointError, ModelUnavailable, Preprocess
 from pretrained import imagenet
 

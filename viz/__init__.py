@@ -1,11 +1,12 @@
-"""Pure drawing functions: arrays and capture records in, matplotlib Figures or PIL images out.
-No Streamlit, no pyplot."""
+"""Pure drawing functions: arrays and views in, matplotlib Figures, PIL images or chart specs out.
+No Streamlit, no pyplot; imports neither `pretrained` nor `lens`."""
 from .channels import channel_depth_figure, channel_weights_figure
 from .figure import figure_png, new_figure
-from .heatmap import colorbar_strip, heatmap_figure, overlay, spatial_view_figure, upsample
+from .heatmap import colorbar_strip, heatmap_figure, overlay, spatial_view_figure
 from .overview import spatial_grid_figure
-from .spatial_view import SpatialView, spatial_view
+from .spatial_view import SpatialView, display_range, shared_scale
+from .upsample import upsample
 
 __all__ = ["channel_weights_figure", "channel_depth_figure", "figure_png", "new_figure", "heatmap_figure",
            "spatial_view_figure", "overlay", "upsample", "colorbar_strip", "spatial_grid_figure", "SpatialView",
-           "spatial_view"]
+           "display_range", "shared_scale"]

@@ -155,3 +155,15 @@ def channel_depth_chart(names: list[str], weights: list):
                                                                      tooltip=list(data.columns))
     median = alt.Chart(data).mark_tick(color="#d62728", size=14, thickness=2).encode(x=x, y="median:Q")
     return (whisker + box + median).properties(height=260, title="Channel weights by depth (5/25/50/75/95%)")
+
+
+def channel_agreement_chart(names: list[str], values: list[float]):
+    """The correlations as a Vega-Lite line over depth, -1..1, with the block names on the x axis."""
+    import altair as alt
+    import pandas as pd
+    data = pd.DataFrame({"block": names, "correlation": [None if np.isnan(v) else v for v in values]})
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("block:N", sort=names, title=None),
+        y=alt.Y("correlation:Q", scale=alt.Scale(domain=[-1, 1]), title="correlation of channel weights"),
+        tooltip=["block:N", alt.Tooltip("correlation:Q", format=".3f")],
+    ).properties(height=300)

@@ -7,20 +7,11 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from blocks.localisation import upsample
-
 from .figure import new_figure
-from .spatial_view import SpatialView
+from .spatial_view import SpatialView, display_range
+from .upsample import as_map, upsample
 
-
-def display_range(values: np.ndarray, stretch: bool) -> tuple[float, float]:
-    """0..1 (gates are absolute) or, with `stretch`, the min..max of the map's finite values (a
-    NaN or infinite cell, as from a diverged model, must not flatten the rest)."""
-    finite = values[np.isfinite(values)]
-    if not stretch or finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi) if hi > lo else (lo, lo + 1e-6)
+EDGE = 128               # grey frame of a colour strip
 
 
 def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
@@ -30,16 +21,20 @@ def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: floa
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    values = upsample(attention_map, rgb.shape[:2], cells)
-    lo, hi = display_range(values, stretch)
+    m = as_map(attention_map)
+    values = upsample(m, rgb.shape[:2], cells)
+    lo, hi = display_range(m, stretch)          # of the map itself: the range its caption states
     colours = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1))[..., :3] * 255
     return Image.fromarray(((1 - alpha) * rgb + alpha * colours).round().astype(np.uint8))
 
 
 def colorbar_strip(cmap: str, width: int = 256, height: int = 14) -> Image.Image:
-    """A horizontal colour scale, low on the left, for captions under an overlay."""
-    ramp = matplotlib.colormaps[cmap](np.linspace(0, 1, width))[None, :, :3] * 255
-    return Image.fromarray(np.repeat(ramp, height, 0).round().astype(np.uint8))
+    """A horizontal colour scale, low on the left, for captions under an overlay, framed by a grey
+    edge so that its white or black end stays visible on any page."""
+    ramp = matplotlib.colormaps[cmap](np.linspace(0, 1, width - 2))[None, :, :3] * 255
+    strip = np.full((height, width, 3), EDGE, dtype=np.float64)
+    strip[1:-1, 1:-1] = ramp
+    return Image.fromarray(strip.round().astype(np.uint8))
 
 
 def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
@@ -47,8 +42,7 @@ def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alph
                    units: str = "gate value", cells: bool = False) -> Figure:
     """`overlay` as a figure with a title (wrapped to the figure's width) and a colorbar labelled
     with the map's `units` and its scale (fixed 0-1 or stretched)."""
-    values = upsample(attention_map, image.size[::-1])
-    lo, hi = display_range(values, stretch)
+    lo, hi = display_range(as_map(attention_map), stretch)
     fig = new_figure(4.2 if colorbar else 3.6, 3.6)
     ax = fig.add_subplot()
     ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch, cells=cells))
@@ -69,5 +63,5 @@ def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = "j
     title = "\n".join(filter(None, (title or view.label, view.note)))
     if view.note:
         return heatmap_figure(image, view.values, alpha=0.0, title=title, colorbar=False)
-    return heatmap_figure(image, view.values, cmap=cmap, alpha=alpha, stretch=stretch or not view.absolute,
+    return heatmap_figure(image, view.values, cmap=cmap, alpha=alpha, stretch=view.stretched(stretch),
                           title=title, units=view.units, cells=cells)

@@ -1,8 +1,24 @@
-"""Which map to show over the image for a block: CBAM's spatial gate, or -- for SE/ECA, which have
-no spatial gate -- where the block's most-excited channels fire, clearly labelled as such."""
+"""A map to draw over the image, and the one rule for its colour scale.
+
+A gate (CBAM's spatial attention) is absolute: it is drawn on a fixed 0-1 scale, so the same colour
+means the same gate everywhere, unless the user asks to stretch it. Anything else (an SE/ECA
+channel-activity map, an attribution map) has no fixed range and is always stretched to its own
+finite values. A map with nothing to show (`note`) is drawn bare.
+"""
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def display_range(values, stretch: bool) -> tuple[float, float]:
+    """0..1 (gates are absolute) or, with `stretch`, the min..max of the map's finite values (a
+    NaN or infinite cell, as from a diverged model, must not flatten the rest)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if not stretch or finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1e-6)
 
 
 @dataclass(frozen=True)
@@ -14,18 +30,25 @@ class SpatialView:
     note: str = ""       # set when the map shows nothing (all zero): say this instead of drawing it
     all_channels: bool = False   # SE/ECA: the block has fewer channels than top-k asked for, all averaged
 
+    def stretched(self, stretch: bool) -> bool:
+        """Whether this map is drawn over its own range (`stretch`: what the user asked for gates)."""
+        return stretch or not self.absolute
 
-def spatial_view(record, index: int = 0, top_k: int = 8) -> SpatialView:
-    """The map for image `index` of a capture record (`blocks.capture.AttentionRecord`).
-    SE/ECA records need their channel maps (`capture_attention(..., channel_maps=K)`)."""
-    if record.spatial is not None:
-        return SpatialView(record.spatial[index].numpy(), "spatial attention (CBAM gate)", True, "gate value")
-    values = record.activity(top_k)[index].numpy()
-    k = max(1, min(top_k, record.top_maps.shape[1]))
-    if k == 1:
-        label, silent = "where the top-weighted channel fires", "the top-weighted channel does not fire"
-    else:
-        label, silent = f"where the top-{k} weighted channels fire", f"none of the top-{k} weighted channels fires"
-    note = "" if values.any() else f"{silent} on this image (all zero)"
-    return SpatialView(values, f"{label} (not a gate)", False, "mean activation", note,
-                       all_channels=k == record.channels < top_k)
+    def display_range(self, stretch: bool) -> tuple[float, float]:
+        return display_range(self.values, self.stretched(stretch))
+
+    def scale_caption(self, stretch: bool) -> str:
+        """What the colours mean, e.g. '0.00 to 1.00: gate value, fixed scale'."""
+        lo, hi = self.display_range(stretch)
+        how = "stretched to this map's range" if self.stretched(stretch) else f"{self.units}, fixed scale"
+        return f"{lo:.2f} to {hi:.2f}: {how}"
+
+    @property
+    def size(self) -> str:
+        """'7\u00a0x\u00a07': the map's cells, kept on one line."""
+        return f"{self.values.shape[0]}\u00a0x\u00a0{self.values.shape[1]}"
+
+
+def shared_scale(views, stretch: bool) -> bool:
+    """Whether maps drawn side by side share one colour scale: only fixed-scale gates do."""
+    return not any(view.stretched(stretch) for view in views)

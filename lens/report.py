@@ -1,7 +1,7 @@
 """Attention report for slides and batch use: per image, the overview, per-block PNGs and a JSON
 of every block's weights.
 
-    python -m viz.report IMAGE... --model cbam-resnet18-shapes --out DIR
+    python -m lens report IMAGE... --model cbam-resnet18-shapes --out DIR
 
 Writes DIR/<image stem>/overview.png, channels_by_depth.png, model_input.png,
 blocks/<block>_channels.png, blocks/<block>_spatial.png and attention.json. An unreadable image is
@@ -10,7 +10,6 @@ cannot be loaded or has no attention blocks).
 """
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -18,60 +17,25 @@ import matplotlib
 import torch
 
 import pretrained
-from blocks import Capture, attention_sites, capture_attention, strongest_channels
+from blocks import attention_sites
+from viz import figure_png
 
-from .channels import channel_depth_figure, channel_weights_figure
-from .decode import ImageError, decode_image
-from .figure import figure_png
-from .heatmap import spatial_view_figure
-from .overview import spatial_grid_figure
-from .spatial_view import spatial_view
+from .inspection import MAX_TOP_K, inspect_image
 
 
-def attention_json(capture: Capture, labels, model_name: str, image_name: str, top_k: int = 10) -> dict:
-    """Everything a capture holds for image 0, as plain JSON types; `top_channels`: each block's
-    `top_k` highest-weighted channels, strongest first; `channel_activity`: for SE/ECA blocks of a
-    capture that kept channel maps, where those channels fire (`record.activity`), else None.
-    NaN and infinite values (a diverged model) become null: strict JSON has no NaN."""
-    def number(v: float) -> float | None:
-        return round(v, 6) if math.isfinite(v) else None
-
-    def rounded(rows):
-        return [[number(v) for v in row] for row in rows.tolist()]
-
-    return {
-        "image": image_name, "model": model_name, "input_size": list(capture.input_size),
-        "predictions": [{"class": c, "label": labels[c], "probability": number(p)}
-                        for c, p in capture.top_k(5)],
-        "blocks": [{"name": r.name, "module": r.module, "kind": r.kind, "stage": r.stage, "block": r.block,
-                    "channels": r.channels, "feature_size": list(r.feature_size),
-                    "channel_weights": [number(w) for w in r.channel[0].tolist()],
-                    "spatial": None if r.spatial is None else rounded(r.spatial[0]),
-                    "top_channels": strongest_channels(r.channel, top_k)[0].tolist(),
-                    "channel_activity": None if r.spatial is not None or r.top_maps is None
-                    else rounded(r.activity(top_k)[0])}
-                   for r in capture.layers],
-    }
-
-
-def write_report(path: Path, loaded, target: Path, cmap: str, top_k: int, dpi: int) -> Path:
-    image = decode_image(path.read_bytes())
-    view = loaded.preprocess.view(image)
-    capture = capture_attention(loaded.model, loaded.preprocess.to_tensor(view)[None], channel_maps=top_k)
+def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int) -> Path:
+    """One image's report in `target`: a loop over the blocks of one inspection."""
+    inspection = inspect_image(loaded, path.read_bytes(), path.name)
     (target / "blocks").mkdir(parents=True, exist_ok=True)
-    view.save(target / "model_input.png")
-    (target / "overview.png").write_bytes(figure_png(
-        spatial_grid_figure(view, capture.layers, cmap=cmap, top_k=top_k), dpi))
-    (target / "channels_by_depth.png").write_bytes(figure_png(channel_depth_figure(
-        [r.name for r in capture.layers], [r.channel[0] for r in capture.layers]), dpi))
-    for r in capture.layers:
-        (target / "blocks" / f"{r.name}_channels.png").write_bytes(figure_png(channel_weights_figure(
-            r.channel[0], top_k=top_k, title=f"{r.name} ({r.kind.upper()}): {r.channels} channel weights"), dpi))
-        shown = spatial_view(r, 0, top_k)
-        (target / "blocks" / f"{r.name}_spatial.png").write_bytes(figure_png(spatial_view_figure(
-            view, shown, cmap=cmap, title=f"{r.name}: {shown.label}"), dpi))
-    (target / "attention.json").write_text(json.dumps(
-        attention_json(capture, loaded.labels, loaded.name, path.name, top_k), allow_nan=False))
+    inspection.image.save(target / "model_input.png")
+    (target / "overview.png").write_bytes(figure_png(inspection.overview_figure(top_k=top_k, cmap=cmap), dpi))
+    (target / "channels_by_depth.png").write_bytes(figure_png(inspection.depth_figure(), dpi))
+    for name in inspection.block_names:
+        (target / "blocks" / f"{name}_channels.png").write_bytes(figure_png(
+            inspection.channels_figure(name, top_k=top_k), dpi))
+        (target / "blocks" / f"{name}_spatial.png").write_bytes(figure_png(
+            inspection.map_figure(name, top_k=top_k, cmap=cmap), dpi))
+    (target / "attention.json").write_text(json.dumps(inspection.to_json(top_k), allow_nan=False))
     return target
 
 
@@ -107,7 +71,7 @@ def colormap(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m viz.report", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lens report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="image files (JPEG, PNG, WebP, BMP, GIF, TIFF)")
@@ -119,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="matplotlib colormap of the spatial maps (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K",
                         help="channels labelled in the charts, averaged in the SE/ECA maps and listed as "
-                             "top_channels in attention.json (default: %(default)s)")
+                             f"top_channels in attention.json, 1 to {MAX_TOP_K} (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
@@ -130,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=lambda text: class_names(Path(text)), metavar="FILE",
                         help="for a weights file: class names, one per line (default: class 0, class 1, ...)")
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if not 1 <= args.top_k <= MAX_TOP_K:
+        parser.error(f"--top-k must be from 1 to {MAX_TOP_K}, got {args.top_k}")
     if args.dpi < 1:
         parser.error(f"--dpi must be at least 1, got {args.dpi}")
     try:
@@ -156,11 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, folder in zip(args.images, report_folders(args.images)):
             try:
                 print(f"{path} -> {write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi)}")
-            except (OSError, ImageError) as e:
+            except (OSError, pretrained.ImageError) as e:
                 failed += 1
                 print(f"error: {path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}", file=sys.stderr)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,15 +17,3 @@ def channel_agreement(records_a, records_b, index: int = 0) -> list[float]:
         norm = np.linalg.norm(x) * np.linalg.norm(y)
         values.append(float(x @ y / norm) if norm > 0 else float("nan"))
     return values
-
-
-def channel_agreement_chart(names: list[str], values: list[float]):
-    """The correlations as a Vega-Lite line over depth, -1..1, with the block names on the x axis."""
-    import altair as alt
-    import pandas as pd
-    data = pd.DataFrame({"block": names, "correlation": [None if np.isnan(v) else v for v in values]})
-    return alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("block:N", sort=names, title=None),
-        y=alt.Y("correlation:Q", scale=alt.Scale(domain=[-1, 1]), title="correlation of channel weights"),
-        tooltip=["block:N", alt.Tooltip("correlation:Q", format=".3f")],
-    ).properties(height=300)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from pretrained import Preprocess
-from viz.decode import ImageError, decode_image
+from pretrained.image import ImageError, decode_image
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:

@@ -1,4 +1,4 @@
-"""python -m viz.report: per-image PNGs and attention.json; bad images skipped, others processed."""
+"""python -m lens report: per-image PNGs and attention.json; bad images skipped, others processed."""
 import json
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import pretrained
 from blocks import attention_resnet, capture_attention
-from viz import report
+from lens import Inspection, report
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_se_report_shows_where_the_top_k_channels_fire(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         report.main([str(image), "--model", str(weights), "--out", str(tmp_path / "out"), "--top-k", "0"])
-    assert "--top-k must be at least 1, got 0" in capsys.readouterr().err
+    assert "--top-k must be from 1 to 32, got 0" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_bad_options_stop_before_any_work(tmp_path, photo, model_file, capsys, o
     with pytest.raises(SystemExit) as stop:
         report.main([str(photo), "--model", str(model_file), "--out", str(out), option, value])
     assert stop.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"python -m viz.report: error: {message}"
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m lens report: error: {message}"
     assert not out.exists()
 
 
@@ -121,7 +121,7 @@ def test_help_names_the_command_and_every_argument(capsys):
         report.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith("usage: python -m viz.report [-h] [--model MODEL] --out DIR [--cmap NAME]")
+    assert text.startswith("usage: python -m lens report [-h] [--model MODEL] --out DIR [--cmap NAME]")
     assert "per-block PNGs and a JSON\nof every block's weights." in text
     assert "exit status 1 if any failed, 2 if the model\ncannot be loaded or has no attention blocks" in text
     for help_text in ("image files (JPEG, PNG, WebP, BMP, GIF, TIFF)", "folder for the reports, one subfolder per image",
@@ -195,7 +195,8 @@ def test_nan_from_a_diverged_model_is_null_in_strict_json():
     record = AttentionRecord("layer1.0", "layer1.0.attn", "cbam", 1, 0, torch.tensor([[float("nan"), 0.5]]),
                              torch.tensor([[[0.2, float("inf")]]]), (1, 2), None, None)
     capture = Capture(torch.tensor([[float("nan"), 1.0]]), [record], (32, 32))
-    data = report.attention_json(capture, ["a", "b"], "m", "x.png")
+    model = pretrained.LoadedModel("m", "file", torch.nn.Identity(), pretrained.Preprocess(32), ("a", "b"), "")
+    data = Inspection(model, "x.png", Image.new("RGB", (32, 32)), (), torch.zeros(1, 3, 32, 32), capture).to_json()
     text = json.dumps(data, allow_nan=False)                      # raises on NaN: strict JSON only
     block = json.loads(text)["blocks"][0]
     assert block["channel_weights"] == [None, 0.5] and block["spatial"] == [[0.2, None]]

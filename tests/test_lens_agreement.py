@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from blocks import AttentionRecord, attention_resnet, capture_attention
-from viz.agreement import channel_agreement, channel_agreement_chart
+from lens.agreement import channel_agreement
+from viz.channels import channel_agreement_chart
 
 
 def record(name: str, weights) -> AttentionRecord:

@@ -2,8 +2,8 @@
 
 Checks the content, never the file name: only the allowed formats are opened, the pixel count is
 checked from the header before any pixel is decoded (decompression bombs), animations give their
-first frame, EXIF orientation is applied, and every mode (CMYK, 16-bit, float, palette, alpha,
-grayscale, 1-bit) becomes 8-bit RGB with its full range kept.
+first frame (and say so: `frames_note`), EXIF orientation is applied, and every mode (CMYK, 16-bit,
+float, palette, alpha, grayscale, 1-bit) becomes 8-bit RGB with its full range kept.
 """
 import io
 import warnings
@@ -23,11 +23,13 @@ class ImageError(ValueError):
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if not data:
         raise ImageError("the file is empty")
+    kind = "image"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.init()                                         # register every format plugin
             image = Image.open(io.BytesIO(data), formats=FORMATS)
+            kind = f"{image.format} image"
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP); "
@@ -42,8 +44,18 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError(f"the image is larger than the {max_pixels / 1e6:.0f} MP limit -- "
                          f"please downscale it") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ImageError(f"the image file is damaged or truncated ({e})") from e
-    return to_rgb(ImageOps.exif_transpose(image))
+        raise ImageError(f"the {kind} file is damaged or truncated: part of its data is missing, "
+                         f"so it cannot be shown; open it in an image editor and save it again") from e
+    frames = getattr(image, "n_frames", 1)
+    rgb = to_rgb(ImageOps.exif_transpose(image))
+    rgb.info["frames"] = frames
+    return rgb
+
+
+def frames_note(image: Image.Image) -> str:
+    """For an animation decoded by `decode_image`, that only its first frame is used ('' otherwise)."""
+    frames = image.info.get("frames", 1)
+    return f"This is an animation of {frames} frames: the model sees only the first." if frames > 1 else ""
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

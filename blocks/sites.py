@@ -1,0 +1,94 @@
+"""Where a model's attention blocks sit, read from what the model declares about itself.
+
+A ResNet -- ours, timm's, or an official checkpoint loaded into ours -- lists its stages in
+`feature_info`, as timm's models do: one dict per stage with the stage's module, its channels
+(`num_chs`) and its stride (`reduction`). Each stage module holds the residual blocks in order,
+and a residual block holds at most one attention module. So a site's stage, block, channels and
+stride come from that one declaration; nobody parses module names.
+
+A model without `feature_info` still has its attention modules found (registration order = forward
+order); their stage and block are then unknown (None).
+"""
+from dataclasses import dataclass
+from functools import cache
+from operator import attrgetter
+
+from torch import nn
+
+# attention module class -> (kind, channel gate path, spatial gate path or None)
+ATTENTION_MODULES = {
+    "blocks.se.SEBlock": ("se", "gate", None),
+    "blocks.eca.ECABlock": ("eca", "gate", None),
+    "blocks.cbam.CBAMBlock": ("cbam", "channel.gate", "spatial.gate"),
+    "timm.layers.squeeze_excite.SEModule": ("se", "gate", None),
+    "timm.layers.eca.EcaModule": ("eca", "gate", None),
+    "timm.layers.cbam.CbamModule": ("cbam", "channel.gate", "spatial.gate"),
+    "timm.models.senet.SEModule": ("se", "sigmoid", None),
+}
+
+
+@dataclass(frozen=True)
+class AttentionSite:
+    """One attention module of a model and the residual block it belongs to."""
+    name: str                        # the residual block, e.g. "layer3.1"
+    module_name: str                 # the attention module, e.g. "layer3.1.attn" (timm: ".se")
+    kind: str                        # "se" | "eca" | "cbam"
+    stage: int | None                # position in feature_info: 1..4 for ResNets (layerS)
+    block: int | None                # index of the residual block within its stage
+    channels: int | None             # channels of the stage's feature map (feature_info num_chs)
+    reduction: int | None            # input pixels per feature-map cell (feature_info reduction)
+    module: nn.Module
+    channel_gate: nn.Module
+    spatial_gate: nn.Module | None
+
+
+@cache
+def _spec(module_type: type) -> tuple | None:
+    """(kind, channel gate getter, spatial gate getter or None) for an attention module type."""
+    spec = ATTENTION_MODULES.get(f"{module_type.__module__}.{module_type.__qualname__}")
+    if spec is None:
+        return None
+    kind, channel_path, spatial_path = spec
+    return kind, attrgetter(channel_path), attrgetter(spatial_path) if spatial_path else None
+
+
+def _attention_modules(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module, tuple]]:
+    """(name, module, spec) of every attention module in `module`, in registration order. Like
+    `named_modules`, but it does not look inside attention modules (their children are their
+    gates), which halves the walk on a CBAM ResNet: it runs on every capture."""
+    found, visited = [], set()
+
+    def visit(m: nn.Module, name: str) -> None:
+        visited.add(id(m))
+        spec = _spec(type(m))
+        if spec is not None:
+            found.append((name, m, spec))
+            return
+        for child_name, child in m._modules.items():
+            if child is not None and id(child) not in visited:
+                visit(child, f"{name}.{child_name}" if name else child_name)
+
+    visit(module, prefix)
+    return found
+
+
+def _site(module_name: str, module: nn.Module, spec: tuple, stage=None, block=None, info=None) -> AttentionSite:
+    kind, channel_gate, spatial_gate = spec
+    return AttentionSite(module_name.rsplit(".", 1)[0] if "." in module_name else module_name, module_name, kind,
+                         stage, block, info["num_chs"] if info else None, info["reduction"] if info else None,
+                         module, channel_gate(module), spatial_gate(module) if spatial_gate else None)
+
+
+def attention_sites(model: nn.Module) -> list[AttentionSite]:
+    """Every known attention module of `model`, in forward order, each once, with its stage and
+    block as the model's `feature_info` declares them."""
+    stages = getattr(model, "feature_info", None)
+    if not stages:
+        return [_site(*found) for found in _attention_modules(model, "")]
+    sites = []
+    for stage, info in enumerate(stages):
+        stage_module = model.get_submodule(info["module"])
+        for block, (child_name, child) in enumerate(stage_module.named_children()):
+            sites += [_site(*found, stage, block, info)
+                      for found in _attention_modules(child, f"{info['module']}.{child_name}")]
+    return sites

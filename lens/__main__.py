@@ -1,0 +1,19 @@
+"""The commands: `python -m lens report IMAGE... --model NAME --out DIR` (see `--help` of each)."""
+import importlib
+import sys
+
+COMMANDS = {"report": ("lens.report", "per image: the overview, per-block PNGs and attention.json")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        usage = "\n".join(f"  {name:8} {what}" for name, (_, what) in COMMANDS.items())
+        print(f"usage: python -m lens COMMAND [options]\n\ncommands:\n{usage}\n\n"
+              "python -m lens COMMAND --help describes each.", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""One image through one model: everything the app, the report and a notebook show about it.
+
+    from lens import inspect_image
+    inspection = inspect_image(pretrained.load("cbam-resnet18-shapes"), "assets/shapes-star.png")
+    inspection.predictions(3); inspection.view("layer3.1", top_k=5).map.values
+    inspection.intervene("layer3.1", "gate_off").predictions(3)
+
+An `Inspection` is immutable and holds one forward pass (`blocks.capture_attention`, keeping
+`MAX_TOP_K` channel maps per block, so any top-k up to that needs no new pass). Per-block views
+drop the batch index.
+"""
+import os
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from blocks import Capture, Intervention, capture_attention, interventions
+from pretrained import LoadedModel, decode_image, frames_note
+from viz import channel_depth_figure, channel_weights_figure, spatial_grid_figure, spatial_view_figure
+
+from .agreement import channel_agreement
+from .block_view import BlockView
+from .localisation import localisation_score
+from .teach import explain
+
+MAX_TOP_K = 32     # channel maps kept per block: the largest top-k a view can ask for
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float           # softmax, 0..1
+
+
+@dataclass(frozen=True, eq=False)
+class Inspection:
+    model: LoadedModel
+    image_name: str
+    image: Image.Image           # the model's input as it sees it: resized and cropped, not normalised
+    notes: tuple[str, ...]       # what decoding, resizing and cropping cost the image, if anything
+    x: torch.Tensor              # [1, 3, H, W] the normalised input
+    capture: Capture             # its one forward pass
+    mask: np.ndarray | None = None   # [H, W] bool object mask aligned with `image`, when known
+    edit: Intervention | None = None
+
+    # ---------- blocks ----------
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.capture.layers)
+
+    @cached_property
+    def block_names(self) -> list[str]:
+        return [r.name for r in self.capture.layers]
+
+    @cached_property
+    def stages(self) -> list[list[str]]:
+        """Block names by stage, stages in the model's order (blocks of no declared stage last)."""
+        stages = sorted({r.stage for r in self.capture.layers}, key=lambda s: (s is None, s))
+        return [[r.name for r in self.capture.layers if r.stage == s] for s in stages]
+
+    def stage_of(self, name: str) -> int:
+        """The position of `name`'s stage in `stages`."""
+        return next(i for i, names in enumerate(self.stages) if name in names)
+
+    def view(self, name: str, top_k: int = 5) -> BlockView:
+        return BlockView.of(self.capture.layer(name), self._top_k(top_k))
+
+    def views(self, top_k: int = 5) -> list[BlockView]:
+        return [BlockView.of(r, self._top_k(top_k)) for r in self.capture.layers]
+
+    def _top_k(self, top_k: int) -> int:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}")
+        return top_k
+
+    def parameters(self, name: str) -> int:
+        """Parameters of the block's attention module."""
+        return sum(p.numel() for p in self.model.model.get_submodule(self.capture.layer(name).module).parameters())
+
+    def formula(self, name: str) -> str:
+        """Markdown: what the block computes, with its real sizes and parameter count."""
+        view = self.view(name)
+        return explain(self.model.model.get_submodule(view.module), view, self.model.model)
+
+    def localisation(self, name: str, top_k: int = 5) -> float | None:
+        """The block's map against the object mask (`lens.localisation_score`); None without a mask."""
+        return None if self.mask is None else localisation_score(self.view(name, top_k).map.values, self.mask)
+
+    # ---------- predictions and edits ----------
+
+    def predictions(self, k: int = 5) -> list[Prediction]:
+        labels = self.model.labels
+        return [Prediction(c, labels[c], p) for c, p in self.capture.top_k(k)]
+
+    def probability(self, index: int) -> float:
+        return float(self.capture.logits[0].softmax(0)[index])
+
+    def intervention_modes(self, name: str) -> tuple[str, ...]:
+        """The edits `intervene` offers for this block (CBAM's two gates can be switched off alone)."""
+        return interventions(self.capture.layer(name).kind)
+
+    def intervene(self, name: str, mode: str = "gate_off", k: int = 5) -> "Inspection":
+        """The same image through the same model with one block's attention edited
+        (`blocks.Intervention`); the shared model is not changed."""
+        edit = Intervention(name, mode, k)
+        return replace(self, capture=_capture(self.model, self.x, edit), edit=edit)
+
+    def agreement(self, other: "Inspection") -> list[float]:
+        """Per block, the correlation of this image's channel weights with `other`'s (same model)."""
+        return channel_agreement(self.capture.layers, other.capture.layers)
+
+    # ---------- exports ----------
+
+    def to_json(self, top_k: int = 5) -> dict:
+        from .export import attention_json
+        return attention_json(self, self._top_k(top_k))
+
+    def to_csv(self) -> str:
+        from .export import weights_csv
+        return weights_csv(self)
+
+    def channels_figure(self, name: str, *, sort: bool = False, top_k: int = 5) -> Figure:
+        view = self.view(name, top_k)
+        return channel_weights_figure(view.weights, sort=sort, top_k=top_k, title=(
+            f"{view.name} ({view.kind.upper()}): {view.channels} channel weights"))
+
+    def map_figure(self, name: str, *, top_k: int = 5, cmap: str = "jet", alpha: float = 0.5,
+                   stretch: bool = False, cells: bool = False) -> Figure:
+        view = self.view(name, top_k)
+        return spatial_view_figure(self.image, view.map, cmap=cmap, alpha=alpha, stretch=stretch,
+                                   title=f"{view.name}: {view.map.label}", cells=cells)
+
+    def overview_figure(self, *, top_k: int = 5, cmap: str = "jet", alpha: float = 0.5, stretch: bool = False,
+                        cells: bool = False) -> Figure:
+        views = {v.name: v for v in self.views(top_k)}
+        rows = [[(views[n].title, views[n].map) for n in names] for names in self.stages]
+        return spatial_grid_figure(self.image, rows, cmap=cmap, alpha=alpha, stretch=stretch, cells=cells)
+
+    def depth_figure(self) -> Figure:
+        return channel_depth_figure(self.block_names, [r.channel[0] for r in self.capture.layers])
+
+
+def _capture(model: LoadedModel, x: torch.Tensor, edit: Intervention | None = None) -> Capture:
+    return capture_attention(model.model, x, edit, require_attention=False, channel_maps=MAX_TOP_K)
+
+
+def inspect_image(model: LoadedModel, image: bytes | str | os.PathLike | Image.Image, name: str | None = None,
+                  mask: Image.Image | np.ndarray | None = None) -> Inspection:
+    """Run `image` (a file's bytes, a path or a PIL image) through `model` once.
+
+    Bytes and paths are decoded as untrusted uploads (`pretrained.decode_image`: an `ImageError`
+    says what is wrong). `mask`: the object's mask at the image's size, resized and cropped with it.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        name = name or Path(image).name
+        image = Path(image).read_bytes()
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        image = decode_image(bytes(image))
+    preprocess = model.preprocess
+    view = preprocess.view(image)
+    x = preprocess.to_tensor(view)[None]
+    notes = tuple(filter(None, (frames_note(image), preprocess.caveat(image))))
+    return Inspection(model, name or "image", view, notes, x, _capture(model, x),
+                      None if mask is None else preprocess.mask(mask))
