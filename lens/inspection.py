@@ -152,12 +152,15 @@ def _capture(model: LoadedModel, x: torch.Tensor, edit: Intervention | None = No
 
 
 def inspect_image(model: LoadedModel, image: bytes | str | os.PathLike | Image.Image, name: str | None = None,
-                  mask: Image.Image | np.ndarray | None = None) -> Inspection:
+                  mask: Image.Image | np.ndarray | str | os.PathLike | None = None) -> Inspection:
     """Run `image` (a file's bytes, a path or a PIL image) through `model` once.
 
     Bytes and paths are decoded as untrusted uploads (`pretrained.decode_image`: an `ImageError`
-    says what is wrong). `mask`: the object's mask at the image's size, resized and cropped with it.
+    says what is wrong). `mask`: the object's mask at the image's size (an image, a path to one or
+    a bool array), resized and cropped with it.
     """
+    if isinstance(mask, (str, os.PathLike)):
+        mask = Image.open(mask)
     if isinstance(image, (str, os.PathLike)):
         name = name or Path(image).name
         image = Path(image).read_bytes()

@@ -23,13 +23,11 @@ class ImageError(ValueError):
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if not data:
         raise ImageError("the file is empty")
-    kind = "image"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.init()                                         # register every format plugin
             image = Image.open(io.BytesIO(data), formats=FORMATS)
-            kind = f"{image.format} image"
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP); "
@@ -44,8 +42,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError(f"the image is larger than the {max_pixels / 1e6:.0f} MP limit -- "
                          f"please downscale it") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ImageError(f"the {kind} file is damaged or truncated: part of its data is missing, "
-                         f"so it cannot be shown; open it in an image editor and save it again") from e
+        raise ImageError("the image file is damaged or truncated: part of its data is missing, "
+                         "so it cannot be shown; open it in an image editor and save it again") from e
     frames = getattr(image, "n_frames", 1)
     rgb = to_rgb(ImageOps.exif_transpose(image))
     rgb.info["frames"] = frames

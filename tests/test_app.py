@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import blocks
+import lens.inspection
 import pretrained
 from blocks import Intervention, capture_attention
 from pretrained import imagenet
+from lens import TopChannels
 from pretrained.image import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +28,7 @@ def app() -> AppTest:
 
 
 def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> AppTest:
-    if at.radio(key="source").value != "Upload":
-        at.radio(key="source").set_value("Upload").run()
+    """Drop a file on the image uploader, which is always on the page: the page then shows it."""
     at.file_uploader(key="image").set_value((name, data, mime))
     return at.run()
 
@@ -91,14 +91,23 @@ def test_default_page_needs_no_action():
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
     assert at.metric[0].label == "Localisation score on the object mask" and float(at.metric[0].value) > 0
-    # layer4.1's gate saturates: 37 channels are exactly 1.0, so the top 5 is only channel order
+    assert at.file_uploader(key="image").value is None          # the uploader is on the page at once
     w = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / first["file"]).read_bytes())
                           ).layers[-1].channel[0].numpy()
-    first_five = np.flatnonzero(w == 1.0)[:5]
-    assert int((w == 1.0).sum()) == 37
-    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} 1.0000" for c in first_five)
-            + ". 37 channels share the weight 1.0000 exactly; the lowest-numbered 5 of them are shown."
-            in [c.value for c in at.caption])
+    assert expected_top_caption(w, 5, " (orange)") in [c.value for c in at.caption]
+
+
+def expected_top_caption(w: np.ndarray, k: int, marked: str = "") -> str:
+    """The top-k caption as a user should read it, computed from the weights alone: stable order,
+    4 decimals unless two different listed weights would then read the same, and the exact tie."""
+    top = np.argsort(-w, kind="stable")[:k]
+    digits = next(d for d in range(4, 10) if len({f"{w[c]:.{d}f}" for c in top}) == len(set(w[top])))
+    text = f"Top {k} channels{marked}: " + " · ".join(f"#{c} {w[c]:.{digits}f}" for c in top)
+    tied, shown = int((w == w[top[-1]]).sum()), int((w[top] == w[top[-1]]).sum())
+    if tied > shown:
+        text += (f". {tied} channels share the weight {w[top[-1]]:.{digits}f} exactly; the lowest-numbered "
+                 + ("of them is shown." if shown == 1 else f"{shown} of them are shown."))
+    return text
 
 
 def test_upload_then_inspect_another_block():
@@ -113,24 +122,25 @@ def test_upload_then_inspect_another_block():
     assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
     capture = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, data))
     w = next(r for r in capture.layers if r.name == "layer1.0").channel[0].numpy()
-    top = np.argsort(-w, kind="stable")[:5]
-    assert ("Top 5 channels (orange): " + " · ".join(f"#{c} {w[c]:.4f}" for c in top)
-            in [c.value for c in at.caption])
+    assert expected_top_caption(w, 5, " (orange)") in [c.value for c in at.caption]
     at.segmented_control(key="view").set_value("Intervene").run()    # the choice follows the user
     assert labelled(at.selectbox, "Block").value == "layer1.0"
     assert "**With `layer1.0` edited**" in [m.value for m in at.markdown]
 
 
-def test_shapes_model_says_when_a_picture_is_not_a_shape():
+def test_shapes_model_says_what_it_knows_without_an_alarm():
     at = app()
-    assert not at.info                                        # a shapes sample: in the model's domain
+    labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
+    note = (f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
+            "of them. For photos, choose an ImageNet model (marked \"downloads once\"; offline, put its weights "
+            f"file in `{pretrained.weights_home() / 'imagenet'}`), or load your own checkpoint.")
+    assert note not in [c.value for c in at.caption]            # a shapes sample: in the model's domain
     at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
     assert_clean(at)
-    labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
-    assert [i.value for i in at.info] == [
-        f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
-        "of them, often confidently. Its attention maps still show where it looks. For photos, choose an "
-        "ImageNet model (marked \"downloads once\")."]
+    assert not at.info and note in [c.value for c in at.caption]
+    upload(at, "drawn.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")   # a drawn shape, uploaded
+    assert_clean(at)
+    assert not at.info and not at.warning                       # no box on every upload: the note stays a note
 
 
 def test_an_empty_activity_map_says_so():
@@ -214,8 +224,8 @@ def test_overview_shows_how_alike_two_images_channel_weights_are():
 def test_camera_picture():
     photo = png(Image.open(ASSETS / "chelsea.jpg"), "JPEG")
     at = app()
-    at.radio(key="source").set_value("Camera").run()
-    assert at.info[0].value == "Choose a sample, upload an image, or take a picture in the sidebar."
+    at.radio(key="image_source").set_value("Camera").run()
+    assert "No picture taken yet: showing the sample." in [c.value for c in at.caption]
     at.camera_input(key="camera").set_value(("photo.jpg", photo, "image/jpeg")).run()
     assert_clean(at)
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, photo))
@@ -235,15 +245,16 @@ def test_every_sample_and_model_switch():
         data = (ASSETS / samples[-1]["file"]).read_bytes()
         assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
         plain = name.startswith("plain")
-        infos = [i.value for i in at.info]
-        assert infos[0].startswith(f"{name} knows only 10 shapes")      # the last sample is a photo
-        assert len(infos) == 1 + plain and (not plain or "has no attention blocks" in infos[1])
+        assert any(c.value.startswith(f"{name} knows only 10 shapes") for c in at.caption)  # the last sample: a photo
+        assert [i.value for i in at.info] == ([f"{name} has no attention blocks: it is a baseline without attention. "
+                                               "Open Compare to see it beside the SE, ECA and CBAM models."]
+                                              if plain else [])
 
 
 def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
     calls = []
-    original = blocks.capture_attention
-    monkeypatch.setattr(blocks, "capture_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = lens.inspection.capture_attention
+    monkeypatch.setattr(lens.inspection, "capture_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
     st.cache_resource.clear()
     at = app()
     assert_clean(at)
@@ -268,13 +279,13 @@ def test_compare_three_models_side_by_side():
     at = app()
     at.segmented_control(key="view").set_value("Compare").run()
     assert_clean(at)
-    chosen = at.multiselect(key="compare").value
+    chosen = labelled(at.multiselect, "Models to compare (2 or 3)").value
     assert len(chosen) == min(3, len([e for e in pretrained.available() if e.source == "bundled" and e.attention]))
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
     for i, name in enumerate(chosen):
         assert_same_predictions(shown_predictions(at, 1 + i), expected_predictions(name, data, k=3))
     assert not at.info
-    at.multiselect(key="compare").set_value(chosen[:1]).run()
+    labelled(at.multiselect, "Models to compare (2 or 3)").set_value(chosen[:1]).run()
     assert_clean(at)
     assert [i.value for i in at.info] == ["Choose two or three models above to see them side by side."]
 
@@ -366,6 +377,7 @@ def test_odd_but_valid_images_are_handled():
 
 
 CAVEATS = {  # the bundled model sees 128 x 128 (no crop margin): what that costs these images
+    "animated.gif": ["This is an animation of 2 frames: the model sees only the first."],
     "one.png": ["This image is 1 x 1 pixels: the model sees it enlarged 128 times, so it holds almost no detail."],
     "palette.png": ["This image is 30 x 30 pixels: the model sees it enlarged 4 times, so it holds almost no "
                     "detail."],
@@ -381,7 +393,8 @@ BAD_IMAGES = {
     "empty.png": (b"", "Cannot use empty.png: the file is empty"),
     "bomb.png": (bomb_png(), "Cannot use bomb.png: the image is larger than the 50 MP limit -- please downscale it"),
     "truncated.jpg": (png(Image.new("RGB", (200, 200), (1, 2, 3)), "JPEG")[:300],
-                      "Cannot use truncated.jpg: the image file is damaged or truncated"),
+                      "Cannot use truncated.jpg: the image file is damaged or truncated: part of its data is "
+                      "missing, so it cannot be shown; open it in an image editor and save it again"),
 }
 
 
@@ -403,7 +416,8 @@ def own_checkpoint(at: AppTest, name: str, data: bytes) -> AppTest:
     at.selectbox(key="model").set_value("Your own checkpoint...").run()
     if any(b.key == "replace_weights" for b in at.button):                 # a file is in use: replace it
         at.button(key="replace_weights").click().run()
-    at.file_uploader(key="weights").set_value((name, data, "application/octet-stream"))
+    [uploader] = [u for u in at.file_uploader if u.label.startswith("Weights file")]
+    uploader.set_value((name, data, "application/octet-stream"))
     return at.run()
 
 
@@ -419,7 +433,7 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     assert not at.error
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
     assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
-    assert not at.get("file_uploader")                       # loaded: the uploader gives way to the file's name
+    assert not weights_uploaders(at)                          # loaded: the uploader gives way to the file's name
     assert "Weights: **mine.pth**" in [m.value for m in at.sidebar.markdown]
     key = "file:" + hashlib.sha256(buf.getvalue()).hexdigest()          # what a bare file cannot say
     at.number_input(key=f"size_{key}").set_value(64).run()
@@ -456,13 +470,42 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     assert_clean(at)
     assert not at.error and len(at.dataframe[0].value) == 5
 
-    own_checkpoint(at, "mine.pth", good)                       # evicted from the shared cache: asked again
+    own_checkpoint(at, "mine.pth", good)                       # kept by this session, not by a shared cache
     st.cache_resource.clear()
-    at.run()
-    assert [w.value for w in at.warning] == [
-        "mine.pth is no longer in memory (the server keeps a few uploads): upload it again."]
-    at.run()
-    assert at.file_uploader(key="weights") is not None and not at.warning
+    at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
+    at.selectbox(key="model").set_value("Your own checkpoint...").run()
+    assert_clean(at)
+    assert "Weights: **mine.pth**" in [m.value for m in at.sidebar.markdown] and not at.warning
+    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+
+
+def weights_uploaders(at: AppTest) -> list:
+    return [u for u in at.file_uploader if u.label.startswith("Weights file")]
+
+
+def test_a_checkpoint_without_attention_can_be_replaced():
+    """torchvision's resnet18 loads (a baseline without attention); "Use another weights file" then
+    brings back an empty uploader, and the next file loads."""
+    import torchvision
+    from blocks import attention_resnet
+    buf = io.BytesIO()
+    torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), buf)
+    at = own_checkpoint(app(), "tv18.pth", buf.getvalue())
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["tv18.pth has no attention blocks: it is a baseline without attention. "
+                                          "Open Compare to see it beside the SE, ECA and CBAM models."]
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    at.button(key="replace_weights").click().run()
+    assert_clean(at)
+    [uploader] = weights_uploaders(at)
+    assert uploader.value is None                             # empty: the old file is not loaded again
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(attention_resnet(18, "eca", num_classes=3, width=8).state_dict(), buf)
+    uploader.set_value(("eca.pt", buf.getvalue(), "application/octet-stream")).run()
+    assert_clean(at)
+    assert "Weights: **eca.pt**" in [m.value for m in at.sidebar.markdown] and not at.info
+    assert "**Channel weights** of `layer4.1` (ECA, 64 channels)" in [m.value for m in at.markdown]
 
 
 def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
@@ -512,3 +555,42 @@ def test_safe_server_defaults():
     assert config["server"]["maxUploadSize"] == 200            # MB, for checkpoints; images capped at 50 MP
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["toolbarMode"] == "viewer"
+
+
+def test_the_plain_baseline_keeps_the_view_bar_and_compares():
+    at = app()
+    at.selectbox(key="model").set_value("plain-resnet18-shapes").run()
+    assert_clean(at)
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    at.segmented_control(key="view").set_value("Compare").run()
+    assert_clean(at)
+    assert labelled(at.multiselect, "Models to compare (2 or 3)").value == [
+        "plain-resnet18-shapes", "se-resnet18-shapes", "eca-resnet18-shapes"]
+    assert "no attention blocks (baseline)" in [c.value for c in at.caption]
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    assert_same_predictions(shown_predictions(at, 2), expected_predictions("se-resnet18-shapes", data, k=3))
+
+
+def test_upload_then_sample_then_upload_again_keeps_the_file_and_the_compare_choice():
+    star = (ASSETS / "shapes-star.png").read_bytes()
+    at = upload(app(), "mine.png", star, "image/png")
+    at.segmented_control(key="view").set_value("Compare").run()
+    labelled(at.multiselect, "Models to compare (2 or 3)").set_value(["cbam-resnet18-shapes", "se-resnet18-shapes"]).run()
+    at.selectbox(key="sample").set_value("Shape: ring (bundled dataset)").run()       # a sample: shown at once
+    assert_clean(at)
+    assert at.radio(key="image_source").value == "Sample"
+    ring = (ASSETS / "shapes-ring.png").read_bytes()
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, ring))
+    assert labelled(at.multiselect, "Models to compare (2 or 3)").value == ["cbam-resnet18-shapes",
+                                                                            "se-resnet18-shapes"]
+    at.radio(key="image_source").set_value("Upload").run()                          # back to the uploaded file
+    assert_clean(at)
+    assert at.file_uploader(key="image").value.name == "mine.png"
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, star))
+    assert any("mine.png, as the model sees it" in i.caption for image in at.get("image") for i in image.proto.imgs)
+
+
+def test_the_sidebar_shows_a_long_model_name_whole():
+    at = app()
+    at.selectbox(key="model").set_value("ecaresnet101d.miil_in1k").run()
+    assert "ecaresnet101d.miil_in1k" in [c.value for c in at.sidebar.caption]

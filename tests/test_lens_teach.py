@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from blocks import attention_resnet, capture_attention
-from viz.teach import explain
+from lens.teach import explain
 
 
 def explained(attention: str, **options) -> list[str]:

@@ -11,8 +11,9 @@ from PIL import Image
 from torch import nn
 
 from blocks import AttentionRecord, CBAMBlock, capture_attention
-from viz import (channel_depth_figure, channel_weights_figure, figure_png, heatmap_figure, overlay,
-                 spatial_grid_figure, spatial_view, spatial_view_figure, upsample)
+from lens import BlockView, spatial_view
+from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure, overlay,
+                 spatial_grid_figure, spatial_view_figure, upsample)
 from viz.channels import TOP_BAR, channel_weights_chart, spaced
 
 
@@ -93,8 +94,15 @@ def test_maps_come_as_arrays_or_tensors_of_one_image():
     for bad in (np.zeros((2, 2, 2)), np.zeros(4), np.zeros((0, 3))):
         with pytest.raises(ValueError, match=r"an attention map must be \[h, w\], got shape"):
             upsample(bad, (4, 4))
-    with pytest.raises(ValueError, match="no attention records to draw"):
+    with pytest.raises(ValueError, match="no attention maps to draw"):
         spatial_grid_figure(Image.new("RGB", (8, 8)), [])
+
+
+def grid_of(image, records, top_k: int = 8, **looks):
+    """The overview figure of a capture's records: stage rows of (title, map), as an Inspection draws it."""
+    views = [BlockView.of(r, top_k) for r in records]
+    stages = sorted({v.stage for v in views})
+    return spatial_grid_figure(image, [[(v.title, v.map) for v in views if v.stage == s] for s in stages], **looks)
 
 
 def test_one_nan_cell_does_not_flatten_a_stretched_map():
@@ -200,19 +208,20 @@ def test_spatial_view_labels_what_it_shows(capture_and_image, kind):
 
 def test_overview_grid_is_stage_by_block(capture_and_image, kind):
     cap, image = capture_and_image
-    fig = spatial_grid_figure(image, cap.layers)
+    fig = grid_of(image, cap.layers)
     titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titled == ["layer1.0 16x16", "layer1.1 16x16", "layer2.0 8x8", "layer2.1 8x8",
-                      "layer3.0 4x4", "layer3.1 4x4", "layer4.0 2x2", "layer4.1 2x2"]
+    assert titled == ["layer1.0 (16x16)", "layer1.1 (16x16)", "layer2.0 (8x8)", "layer2.1 (8x8)",
+                      "layer3.0 (4x4)", "layer3.1 (4x4)", "layer4.0 (2x2)", "layer4.1 (2x2)"]
     assert (len(fig.axes) == 9) == (kind == "cbam")   # + one colorbar for absolute gates only
     stretched = "each map stretched to its own range: colours do not compare across blocks"
     assert fig.get_suptitle().endswith(stretched) == (kind != "cbam")
-    wide = spatial_grid_figure(image, cap.layers, top_k=20)   # more than stage 1's 8 channels and the 8 maps kept
+    wide = grid_of(image, cap.layers, top_k=20)   # more than stage 1's 8 channels and the 8 maps kept
     titled = [ax.get_title() for ax in wide.axes if ax.get_title()]
     if kind == "cbam":
-        assert titled[0] == "layer1.0 16x16"
+        assert titled[0] == "layer1.0 (16x16)"
     else:
-        assert titled[:3] == ["layer1.0 16x16, all 8", "layer1.1 16x16, all 8", "layer2.0 8x8"]
+        assert titled[:3] == ["layer1.0 (16x16), all 8 channels", "layer1.1 (16x16), all 8 channels",
+                              "layer2.0 (8x8)"]
         assert wide.get_suptitle().startswith("where the top-8 weighted channels fire")
 
 
@@ -223,7 +232,7 @@ def test_downloaded_figures_can_show_feature_map_cells(capture_and_image):
         fig = spatial_view_figure(image, view, cells=cells)
         np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
                                       np.asarray(overlay(image, view.values, stretch=not view.absolute, cells=cells)))
-        grid = spatial_grid_figure(image, cap.layers, top_k=4, cells=cells)
+        grid = grid_of(image, cap.layers, top_k=4, cells=cells)
         np.testing.assert_array_equal(grid.axes[7].images[0].get_array(),
                                       np.asarray(overlay(image, view.values, stretch=not view.absolute, cells=cells)))
 
@@ -314,8 +323,7 @@ def test_spatial_view_figure_labels_its_colour_scale(capture_and_image, kind):
         assert view.units == "mean activation"
         assert fig.axes[0].get_title() == "layer2.1: where the top-4 weighted channels fire (not a gate)"
         assert fig.axes[1].get_ylabel() == "mean activation (stretched to this map)"
-        shown = upsample(view.values, image.size[::-1])                     # the range drawn
-        assert fig.axes[1].get_ylim() == pytest.approx((shown.min(), shown.max()))
+        assert fig.axes[1].get_ylim() == pytest.approx((view.values.min(), view.values.max()))   # the map's range
 
 
 def test_spatial_view_without_channel_maps_says_how_to_keep_them(tiny_model, kind):
@@ -327,7 +335,7 @@ def test_spatial_view_without_channel_maps_says_how_to_keep_them(tiny_model, kin
     with pytest.raises(ValueError) as from_record:
         record.activity()
     assert "channel_maps=K" in str(from_record.value)
-    for show in (lambda: spatial_view(record), lambda: spatial_grid_figure(Image.new("RGB", (64, 64)), cap.layers)):
+    for show in (lambda: spatial_view(record), lambda: grid_of(Image.new("RGB", (64, 64)), cap.layers)):
         with pytest.raises(ValueError) as from_view:
             show()
         assert str(from_view.value) == str(from_record.value)
@@ -352,6 +360,16 @@ def test_an_all_zero_activity_map_says_so_instead_of_drawing_it():
     one = spatial_view(record, 0, 1)
     assert (one.label, one.note) == ("where the top-weighted channel fires (not a gate)",
                                      "the top-weighted channel does not fire on this image (all zero)")
-    grid = spatial_grid_figure(image, [record], top_k=3)
-    assert grid.axes[0].get_title() == "layer4.1 2x2 (all zero)"
+    grid = grid_of(image, [record], top_k=3)
+    assert grid.axes[0].get_title() == "layer4.1 (2x2) (all zero)"
     np.testing.assert_array_equal(grid.axes[0].images[0].get_array(), np.asarray(image))
+
+
+@pytest.mark.parametrize("cmap", ["gray", "viridis"])
+def test_colour_strip_has_an_edge_so_its_ends_show_on_any_page(cmap):
+    strip = np.asarray(colorbar_strip(cmap, width=64, height=10))
+    assert strip.shape == (10, 64, 3)
+    edge = np.concatenate([strip[0], strip[-1], strip[:, 0], strip[:, -1]])
+    assert (edge == 128).all()                                   # a grey frame, visible on white and on black
+    assert strip[5, 1].tolist() == [round(255 * c) for c in __import__("matplotlib").colormaps[cmap](0.0)[:3]]
+    assert strip[5, -2].tolist() == [round(255 * c) for c in __import__("matplotlib").colormaps[cmap](1.0)[:3]]

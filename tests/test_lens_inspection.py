@@ -1,0 +1,119 @@
+"""lens.Inspection: one image through one model, per block without the batch index."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pretrained
+from blocks import Intervention, attention_resnet, capture_attention
+from conftest import randomize_batchnorm
+from lens import MAX_TOP_K, TopChannels, inspect_image
+from viz import SpatialView
+
+
+def loaded(kind: str) -> pretrained.LoadedModel:
+    torch.manual_seed(0)
+    model = randomize_batchnorm(attention_resnet(18, kind, num_classes=3, width=8, ratio=4)).eval()
+    return pretrained.LoadedModel(f"tiny-{kind}", "file", model, pretrained.Preprocess(64, 1.0, "bilinear"),
+                                  ("a", "b", "c"), "a tiny model")
+
+
+def picture(seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (80, 96, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("kind", ["se", "eca", "cbam"])
+def test_views_are_the_capture_without_the_batch_index(kind):
+    lm = loaded(kind)
+    inspection = inspect_image(lm, picture(), "p.png")
+    x = lm.preprocess(picture())[None]
+    cap = capture_attention(lm.model, x, channel_maps=MAX_TOP_K)
+    assert torch.equal(inspection.x, x) and inspection.image.size == (64, 64)
+    assert inspection.stages == [["layer1.0", "layer1.1"], ["layer2.0", "layer2.1"], ["layer3.0", "layer3.1"],
+                                 ["layer4.0", "layer4.1"]]
+    for view, record in zip(inspection.views(3), cap.layers):
+        assert view.weights.shape == (record.channels,)
+        np.testing.assert_array_equal(view.weights, record.channel[0].numpy())
+        expected = record.spatial[0] if kind == "cbam" else record.activity(3)[0]
+        np.testing.assert_array_equal(view.map.values, expected.numpy())
+        assert view.top.channels == tuple(np.argsort(-record.channel[0].numpy(), kind="stable")[:3].tolist())
+    assert [(p.index, p.probability) for p in inspection.predictions(3)] == cap.top_k(3)
+    assert inspection.predictions(1)[0].label == "abc"[cap.top_k(1)[0][0]]
+
+
+def test_intervene_equals_a_capture_with_that_edit_and_leaves_the_original():
+    lm = loaded("cbam")
+    inspection = inspect_image(lm, picture(1))
+    before = inspection.capture.logits.clone()
+    after = inspection.intervene("layer3.1", "spatial_gate_off")
+    expected = capture_attention(lm.model, inspection.x, Intervention("layer3.1", "spatial_gate_off"))
+    torch.testing.assert_close(after.capture.logits, expected.logits, rtol=0, atol=0)
+    assert torch.equal(inspection.capture.logits, before) and after.edit.mode == "spatial_gate_off"
+    assert inspection.intervention_modes("layer3.1") == ("gate_off", "channel_gate_off", "spatial_gate_off",
+                                                         "zero_top_k")
+    assert inspect_image(loaded("se"), picture(1)).intervention_modes("layer3.1") == ("gate_off", "zero_top_k")
+
+
+def test_parameters_formula_and_csv():
+    inspection = inspect_image(loaded("se"), picture(2))
+    # SE on layer3's 32 channels, r = 4: FC 32 -> 8 (+8 biases) and FC 8 -> 32 (+32 biases)
+    assert inspection.parameters("layer3.1") == 32 * 8 + 8 + 8 * 32 + 32 == 552
+    assert "parameters of this attention block: **552**" in inspection.formula("layer3.1")
+    rows = inspection.to_csv().splitlines()
+    assert rows[0] == "block,kind,channel,weight" and len(rows) == 1 + 2 * (8 + 16 + 32 + 64)
+    assert rows[1] == f"layer1.0,se,0,{inspection.view('layer1.0').weights[0]:.6f}"
+
+
+def test_top_k_is_bounded_by_the_kept_channel_maps():
+    inspection = inspect_image(loaded("eca"), picture())
+    for bad in (0, MAX_TOP_K + 1, 2.5, True):
+        with pytest.raises(ValueError, match=f"top_k must be a whole number from 1 to {MAX_TOP_K}"):
+            inspection.views(bad)
+
+
+def test_notes_say_what_decoding_and_resizing_cost():
+    lm = loaded("se")
+    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    assert inspect_image(lm, buf.getvalue(), "a.gif").notes == (
+        "This is an animation of 2 frames: the model sees only the first.",
+        "This image is 10 x 10 pixels: the model sees it enlarged 6 times, so it holds almost no detail.")
+    assert inspect_image(lm, picture()).notes == ()
+    with pytest.raises(pretrained.ImageError, match="the file is empty"):
+        inspect_image(lm, b"")
+
+
+def test_localisation_uses_the_mask_resized_and_cropped_with_the_image():
+    lm = loaded("cbam")
+    mask = np.zeros((80, 96), bool)
+    mask[20:60, 30:70] = True
+    inspection = inspect_image(lm, picture(), mask=mask)
+    expected = np.zeros((64, 64), bool)      # 80 x 96 -> 64 x 77, centre crop drops 6 columns left
+    expected[16:48, 18:50] = True             # rows 20..60 x 0.8, columns 30..70 x 0.8 - 6
+    np.testing.assert_array_equal(inspection.mask, expected)
+    gate = inspection.view("layer2.0").map.values
+    from lens import localisation_score
+    assert inspection.localisation("layer2.0") == localisation_score(gate, inspection.mask)
+    assert inspect_image(lm, picture()).localisation("layer2.0") is None
+
+
+def test_ties_are_counted_exactly_and_printed_so_they_read_differently():
+    w = torch.tensor([0.5, 1.0, 1.0, 0.99999988, 1.0, 1.0, 0.99999988, 0.2])
+    top = TopChannels.of(w, 5)
+    assert top.channels == (1, 2, 4, 5, 3) and (top.tied, top.tied_shown) == (2, 1)
+    assert top.caption() == ("Top 5 channels: #1 1.0000000 · #2 1.0000000 · #4 1.0000000 · #5 1.0000000 · "
+                             "#3 0.9999999. 2 channels share the weight 0.9999999 exactly; the lowest-numbered "
+                             "of them is shown.")
+    plain = TopChannels.of(torch.tensor([0.1, 0.9, 0.4]), 2)
+    assert plain.caption(" (orange)") == "Top 2 channels (orange): #1 0.9000 · #2 0.4000"
+
+
+def test_one_scale_rule_for_every_map():
+    gate = SpatialView(np.array([[0.2, np.nan], [0.4, 0.6]]), "gate", True, "gate value")
+    activity = SpatialView(np.array([[1.0, 3.0]]), "activity", False, "mean activation")
+    assert gate.scale_caption(False) == "0.00 to 1.00: gate value, fixed scale"
+    assert gate.scale_caption(True) == "0.20 to 0.60: stretched to this map's range"     # the NaN cell skipped
+    assert activity.scale_caption(False) == "1.00 to 3.00: stretched to this map's range"
