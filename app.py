@@ -24,6 +24,7 @@ COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "gray"]
 OWN_CHECKPOINT = "Your own checkpoint..."
 SOURCE_TAGS = {"bundled": "offline", "timm": "ImageNet, downloads once", "official": "authors' file"}
 IMAGE_SOURCES = ["Upload", "Sample", "Camera"]
+SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
          "spatial_gate_off": "only its spatial gate off", "zero_top_k": "zero its top-{k} channels"}
@@ -105,7 +106,8 @@ def choose_picture() -> Picture:
     file, a sample or a camera shot shows it."""
     upload = st.file_uploader("Drop an image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="image",
                               on_change=show_source, args=("Upload",))
-    source = st.radio("Show", IMAGE_SOURCES, index=1, key="image_source", horizontal=True)
+    st.session_state.setdefault("image_source", "Sample")          # the default page needs no action
+    source = st.radio("Show", IMAGE_SOURCES, key="image_source", horizontal=True)
     titles = [s["title"] for s in SAMPLES]
     sample = SAMPLES[titles.index(st.selectbox("Sample", titles, key="sample", on_change=show_source,
                                                args=("Sample",)))]
@@ -137,11 +139,14 @@ def choose_display() -> Display:
 def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | None:
     """The chosen model and its cache key, or None (with a message) when there is none to use."""
     names = list(entries) + [OWN_CHECKPOINT]
-    choice = st.selectbox("Model", names, key="model", index=names.index(pretrained.DEFAULT_MODEL)
-                          if pretrained.DEFAULT_MODEL in names else 0,
-                          format_func=lambda n: n if n == OWN_CHECKPOINT else f"{n} ({SOURCE_TAGS[entries[n].source]})")
-    if choice != OWN_CHECKPOINT:
-        st.caption(choice)                        # the whole name: the box cuts long ones
+
+    def label(name: str) -> str:
+        return name if name == OWN_CHECKPOINT else f"{name} ({SOURCE_TAGS[entries[name].source]})"
+
+    choice = st.selectbox("Model", names, key="model", format_func=label, index=names.index(pretrained.DEFAULT_MODEL)
+                          if pretrained.DEFAULT_MODEL in names else 0)
+    if len(label(choice)) > SIDEBAR_CHARS:
+        st.caption(label(choice))                 # the whole name: the box cuts long ones
         try:
             with st.spinner(f"Loading {choice}" + (" (first use downloads the weights once)..."
                                                    if entries[choice].downloads else "...")):

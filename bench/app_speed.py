@@ -48,12 +48,12 @@ def main() -> None:
 
     at = AppTest.from_file(APP, default_timeout=300).run()
     at.selectbox(key="model").set_value("Your own checkpoint...").run()
-    at.file_uploader(key="weights").set_value(("cbam_resnet50.safetensors", save(model.state_dict()),
-                                               "application/octet-stream"))
-    at.radio(key="source").set_value("Upload").run()
+    at.file_uploader(key="weights_0").set_value(("cbam_resnet50.safetensors", save(model.state_dict()),
+                                                 "application/octet-stream"))
     at.file_uploader(key="image").set_value(("warmup.png", png(10_000), "image/png"))
     at.run()
     assert not at.exception and not at.error, (at.exception, at.error)
+    assert "Weights: **cbam_resnet50.safetensors**" in [m.value for m in at.sidebar.markdown], at.info
 
     def forward():
         with torch.inference_mode():

@@ -21,6 +21,7 @@ from pretrained.image import decode_image
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 TIMEOUT = 180
+pytestmark = pytest.mark.slow
 
 
 def app() -> AppTest:
@@ -593,4 +594,6 @@ def test_upload_then_sample_then_upload_again_keeps_the_file_and_the_compare_cho
 def test_the_sidebar_shows_a_long_model_name_whole():
     at = app()
     at.selectbox(key="model").set_value("ecaresnet101d.miil_in1k").run()
-    assert "ecaresnet101d.miil_in1k" in [c.value for c in at.sidebar.caption]
+    assert "ecaresnet101d.miil_in1k (ImageNet, downloads once)" in [c.value for c in at.sidebar.caption]
+    at.selectbox(key="model").set_value("se-resnet18-shapes").run()
+    assert not at.sidebar.caption                                # a name that fits is not repeated

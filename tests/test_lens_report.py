@@ -12,6 +12,8 @@ import pretrained
 from blocks import attention_resnet, capture_attention
 from lens import Inspection, report
 
+pytestmark = pytest.mark.slow          # renders every figure of every block to PNG
+
 
 @pytest.fixture
 def model_file(tmp_path):

@@ -26,6 +26,7 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_available_offline_on_a_fresh_process():
     code = ("import pretrained; e = pretrained.available(); "
             "print(e[0].name, e[0].source, sorted({x.source for x in e}))")

@@ -60,6 +60,7 @@ def test_fine_tuned_timm_head(tmp_path):
     assert loaded.description == "timm legacy_seresnet18 from uploaded file (timm layout, 5 classes)"
 
 
+@pytest.mark.slow
 def test_every_candidate_is_recognised_from_its_names_and_shapes():
     names = candidates()
     assert set(LISTED + LOADED_FOR_REAL) <= set(names) and len(names) >= 20
