@@ -13,7 +13,7 @@ from torch import nn
 from blocks import attention_resnet
 
 from .checkpoint import CheckpointError, load_weights
-from .official import LAYOUTS, build_official_model, infer_resnet_depth
+from .official import build_official_model, infer_resnet_depth, official_layout
 from .timm_convert import convert_timm_state_dict
 from .timm_models import timm_model_from_state_dict
 
@@ -74,9 +74,9 @@ def describe(state_dict: dict[str, torch.Tensor]) -> dict:
 def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
     """An eval-mode model holding `state_dict`: an `attention_resnet` where one fits, else
     timm's own model (for a file in timm's layout)."""
-    if any(key in state_dict for _, key, _ in LAYOUTS.values()):
-        model, info = build_official_model(state_dict)
-        return _ours(model, f"official {info.layout}")
+    official = official_layout(state_dict)
+    if official is not None:
+        return _ours(build_official_model(state_dict, official)[0], f"official {official}")
     if "conv1.weight" in state_dict and not any(".se." in key for key in state_dict):
         return _ours(_attention_resnet(state_dict), "Attention Lens")
     try:

@@ -25,22 +25,28 @@ SAVE_WEIGHTS = (". If it is a whole model saved with torch.save(model, path), sa
                 "instead: torch.save(model.state_dict(), path)")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed global|whose module)")
 SHOWN = 5                                   # names listed per kind of problem
-SAFETENSORS_HEADER_LIMIT = 1 << 20          # metadata is read from the first MiB only
 
 
 class CheckpointError(ValueError):
     """A weights file that cannot be used, with a message a user can act on."""
 
 
-def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
-    """The state dict in a file (a path) or an upload (bytes), on the CPU.
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a weights file holds, read once: its tensors and, for safetensors, its metadata."""
+    state_dict: dict[str, torch.Tensor]     # on the CPU, wrapper prefixes stripped (`strip_shared_prefix`)
+    metadata: dict[str, str]                # safetensors `__metadata__`; {} for PyTorch files
 
-    Accepts a bare state dict or one under a common key (`STATE_DICT_KEYS`); drops a `module.`
-    prefix carried by every key.
+
+def read_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
+    """The state dict and metadata in a file (a path) or an upload (bytes), in one read.
+
+    Accepts a bare state dict or one under a common key (`STATE_DICT_KEYS`); drops the key prefixes
+    a wrapper gave every key (`module.`, `_orig_mod.`, ...), here and nowhere else.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        obj = _load(io.BytesIO(data), len(data), lambda: safetensors_from_bytes(data))
+        obj, meta = _load(io.BytesIO(data), len(data), lambda: safetensors_from_bytes(data))
     else:
         path = os.fspath(source)
         try:
@@ -48,23 +54,19 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor
         except OSError as e:
             raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
         with f:
-            obj = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors_from_file(path))
-    return strip_shared_prefix(_check_tensors(_find_state_dict(obj)))
+            obj, meta = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors_from_file(path))
+    return Checkpoint(strip_shared_prefix(_check_tensors(_find_state_dict(obj))), meta)
 
 
-def safetensors_metadata(source: str | os.PathLike | bytes) -> dict[str, str]:
-    """The `__metadata__` strings of a safetensors file; {} for any other file (or a header
-    larger than SAFETENSORS_HEADER_LIMIT)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        head = bytes(source[:SAFETENSORS_HEADER_LIMIT])
-    else:
-        with open(source, "rb") as f:
-            head = f.read(SAFETENSORS_HEADER_LIMIT)
-    n = int.from_bytes(head[:8], "little")
-    if head[8:9] != b"{" or 8 + n > len(head):
-        return {}
+def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
+    """`read_checkpoint(source).state_dict`."""
+    return read_checkpoint(source).state_dict
+
+
+def _metadata(header: bytes) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors JSON header; {} where there are none."""
     try:
-        meta = json.loads(head[8:8 + n]).get("__metadata__")
+        meta = json.loads(header).get("__metadata__")
     except (ValueError, AttributeError):
         return {}
     return meta if isinstance(meta, dict) else {}
@@ -76,17 +78,19 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return len(head) == 9 and 2 <= n <= size - 8 and head[8:9] == b"{"
 
 
-def _load(f: io.BufferedIOBase, size: int, load_safetensors):
+def _load(f: io.BufferedIOBase, size: int, load_safetensors) -> tuple[object, dict[str, str]]:
+    """(what the file holds, its safetensors metadata)."""
     head = f.read(9)
-    f.seek(0)
     if _is_safetensors(head, size):
+        header = head[8:] + f.read(int.from_bytes(head[:8], "little") - 1)
         try:
-            return load_safetensors()
+            return load_safetensors(), _metadata(header)
         except Exception as e:      # any failure to parse an untrusted file is the file's fault
             raise CheckpointError(f"{NOT_WEIGHTS}: its safetensors data is damaged ({e})") from e
+    f.seek(0)
     try:
         # a file object, not a path: torch.load would trust a ".safetensors" name
-        return torch.load(f, map_location="cpu", weights_only=True)
+        return torch.load(f, map_location="cpu", weights_only=True), {}
     except Exception as e:          # as above
         raise _torch_load_error(e, head) from e
 

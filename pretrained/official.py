@@ -6,7 +6,8 @@ CBAM (github.com/Jongchan/attention-module, `MODELS/cbam.py`, `model_resnet.py`)
 names for the ImageNet ResNet, the attention module is `layerX.Y.cbam` holding
 `ChannelGate.mlp` = Sequential(Flatten, Linear, ReLU, Linear) and `SpatialGate.spatial` =
 conv 7x7 (no bias) + BatchNorm over the [max, mean] channel pool -- our order, so no flip.
-Both repos save `{"state_dict": ..., "epoch": ..., ...}` with DataParallel's `module.` prefix.
+Both repos save `{"state_dict": ..., "epoch": ..., ...}` with DataParallel's `module.` prefix;
+the functions here take the state dict as `checkpoint.read_checkpoint` gives it, prefix stripped.
 Official CBAM pools with AvgPool2d(7), i.e. 224-pixel inputs only; ours pools adaptively.
 """
 import re
@@ -18,7 +19,7 @@ from torch import nn
 from blocks import attention_resnet
 from blocks.resnet import DEPTHS
 
-from .checkpoint import CheckpointError, load_weights, strip_shared_prefix
+from .checkpoint import CheckpointError, load_weights
 
 BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 ECA_RENAMES = {".eca.": ".attn."}
@@ -43,7 +44,7 @@ class OfficialInfo:
 
 def _rename(state_dict: dict[str, torch.Tensor], renames: dict[str, str]) -> dict[str, torch.Tensor]:
     out = {}
-    for key, value in strip_shared_prefix(state_dict).items():
+    for key, value in state_dict.items():
         for old, new in renames.items():
             key = key.replace(old, new)
         out[key] = value
@@ -54,7 +55,7 @@ def infer_resnet_depth(state_dict: dict[str, torch.Tensor]) -> int:
     """ResNet depth from the blocks per stage and the block type (Bottleneck has `conv3`)."""
     blocks = [set() for _ in range(4)]
     bottleneck = False
-    for key in strip_shared_prefix(state_dict):
+    for key in state_dict:
         found = BLOCK_KEY.match(key)
         if found:
             blocks[int(found[1]) - 1].add(int(found[2]))
@@ -105,10 +106,16 @@ LAYOUTS = {  # name: (attention, a key only this layout has, converter -> (state
 }
 
 
-def build_official_model(state_dict: dict[str, torch.Tensor]) -> tuple[nn.Module, OfficialInfo]:
-    """An eval-mode attention ResNet holding an official ECA-Net or CBAM checkpoint's weights."""
-    state_dict = strip_shared_prefix(state_dict)
-    layout = next((name for name, (_, key, _) in LAYOUTS.items() if key in state_dict), None)
+def official_layout(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The key of LAYOUTS whose telltale key the state dict has, or None."""
+    return next((name for name, (_, key, _) in LAYOUTS.items() if key in state_dict), None)
+
+
+def build_official_model(state_dict: dict[str, torch.Tensor], layout: str | None = None
+                         ) -> tuple[nn.Module, OfficialInfo]:
+    """An eval-mode attention ResNet holding an official ECA-Net or CBAM checkpoint's weights;
+    `layout`: the key of LAYOUTS, when the caller has already read it (`official_layout`)."""
+    layout = layout or official_layout(state_dict)
     if layout is None:
         expected = " or ".join(f"'{key}' for {name}" for name, (_, key, _) in LAYOUTS.items())
         found = ", ".join(repr(k) for k in list(state_dict)[:3]) or "none"

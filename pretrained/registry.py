@@ -18,7 +18,7 @@ from safetensors import safe_open
 from torch import nn
 
 from .architecture import model_from_state_dict
-from .checkpoint import CheckpointError, read_state_dict, safetensors_metadata
+from .checkpoint import CheckpointError, read_checkpoint
 from .imagenet import IMAGENET_MODELS, ModelUnavailable, load_imagenet_model, weights_home
 from .preprocess import Preprocess
 from .bundled import WEIGHTS_DIR
@@ -160,9 +160,9 @@ def _load_entry(entry: ModelEntry) -> LoadedModel:
 
 def _load_file(source: Path | bytes, name: str) -> LoadedModel:
     """A user's (or bundled) weights file: our layout, timm's, or an official checkpoint."""
-    state_dict = read_state_dict(source)
-    built = model_from_state_dict(state_dict)
-    meta = safetensors_metadata(source)
+    checkpoint = read_checkpoint(source)
+    built = model_from_state_dict(checkpoint.state_dict)
+    meta = checkpoint.metadata
     classes = built.num_classes
     if "labels" in meta:
         labels = _metadata(meta, "labels", lambda value: tuple(map(str, value)), "a JSON list of class names")

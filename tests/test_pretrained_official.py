@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.models import resnet
 
 from blocks import attention_resnet
-from pretrained.checkpoint import CheckpointError, read_state_dict
+from pretrained.checkpoint import CheckpointError, read_state_dict, strip_shared_prefix
 from pretrained.official import (build_official_model, convert_cbam_state_dict,
                                  convert_ecanet_state_dict, infer_resnet_depth)
 
@@ -134,17 +134,22 @@ def test_cbam_checkpoint_logits(tmp_path):
     assert expected.abs().max() > 0.1
 
 
+def as_read(checkpoint: dict) -> dict:
+    """The state dict as `read_checkpoint` hands it on: DataParallel's `module.` stripped once."""
+    return strip_shared_prefix(checkpoint["state_dict"])
+
+
 def test_convert_ecanet_reads_kernels_from_shapes():
-    raw = official_checkpoint(seeded(34, "eca", k_size=(3, 3, 5, 7), width=8), TO_ECANET)["state_dict"]
+    raw = as_read(official_checkpoint(seeded(34, "eca", k_size=(3, 3, 5, 7), width=8), TO_ECANET))
     converted, k_size = convert_ecanet_state_dict(raw)
     assert k_size == (3, 3, 5, 7)
-    assert set(converted) == {k.removeprefix("module.").replace(".eca.", ".attn.") for k in raw}
-    assert converted["layer3.5.attn.conv.weight"] is raw["module.layer3.5.eca.conv.weight"]
+    assert set(converted) == {k.replace(".eca.", ".attn.") for k in raw}
+    assert converted["layer3.5.attn.conv.weight"] is raw["layer3.5.eca.conv.weight"]
 
 
 def test_convert_ecanet_without_a_stage_kernel():
-    raw = official_checkpoint(seeded(18, "eca", width=8), TO_ECANET)["state_dict"]
-    del raw["module.layer3.0.eca.conv.weight"]
+    raw = as_read(official_checkpoint(seeded(18, "eca", width=8), TO_ECANET))
+    del raw["layer3.0.eca.conv.weight"]
     with pytest.raises(CheckpointError) as err:
         convert_ecanet_state_dict(raw)
     assert str(err.value) == ("no ECA kernel for stage 3: expected layer3.0.eca.conv.weight "
@@ -152,18 +157,16 @@ def test_convert_ecanet_without_a_stage_kernel():
 
 
 def test_convert_cbam_names():
-    raw = official_checkpoint(seeded(18, "cbam", width=8, ratio=4), TO_CBAM)["state_dict"]
+    raw = as_read(official_checkpoint(seeded(18, "cbam", width=8, ratio=4), TO_CBAM))
     converted = convert_cbam_state_dict(raw)
     assert set(converted) == set(attention_resnet(18, "cbam", width=8, ratio=4).state_dict())
-    assert converted["layer2.1.attn.channel.fc2.bias"] is raw[
-        "module.layer2.1.cbam.ChannelGate.mlp.3.bias"]
-    assert converted["layer4.1.attn.spatial.conv.weight"] is raw[
-        "module.layer4.1.cbam.SpatialGate.spatial.conv.weight"]
+    assert converted["layer2.1.attn.channel.fc2.bias"] is raw["layer2.1.cbam.ChannelGate.mlp.3.bias"]
+    assert converted["layer4.1.attn.spatial.conv.weight"] is raw["layer4.1.cbam.SpatialGate.spatial.conv.weight"]
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
 def test_infer_resnet_depth(depth):
-    raw = official_checkpoint(attention_resnet(depth, "eca", width=8), TO_ECANET)["state_dict"]
+    raw = as_read(official_checkpoint(attention_resnet(depth, "eca", width=8), TO_ECANET))
     assert infer_resnet_depth(raw) == depth
 
 
@@ -191,9 +194,24 @@ def test_mismatched_official_file():
     full = attention_resnet(18, "cbam", ratio=4).state_dict().values()
     wrong = sum(a.shape != b.shape for a, b in zip(small.state_dict().values(), full))
     with pytest.raises(CheckpointError) as err:
-        build_official_model(official_checkpoint(small, TO_CBAM)["state_dict"])
+        build_official_model(as_read(official_checkpoint(small, TO_CBAM)))
     assert str(err.value) == (
         f"the weights do not fit this model: {wrong} shape mismatches ("
         "conv1.weight: file [8, 3, 7, 7] vs model [64, 3, 7, 7], bn1.weight: file [8] vs model [64], "
         "bn1.bias: file [8] vs model [64], bn1.running_mean: file [8] vs model [64], "
         f"bn1.running_var: file [8] vs model [64], ... {wrong - 5} more)")
+
+
+def test_loading_an_official_file_reads_it_once_and_strips_once(tmp_path, monkeypatch):
+    import pretrained
+    from pretrained import checkpoint
+    calls = {"read": 0, "strip": 0}
+    read, strip = checkpoint.read_checkpoint, checkpoint.strip_shared_prefix
+    monkeypatch.setattr(checkpoint, "strip_shared_prefix",
+                        lambda sd: calls.__setitem__("strip", calls["strip"] + 1) or strip(sd))
+    monkeypatch.setattr(pretrained.registry, "read_checkpoint",
+                        lambda source: calls.__setitem__("read", calls["read"] + 1) or read(source))
+    path = save(official_checkpoint(seeded(18, "eca", k_size=(3, 5, 7, 7)), TO_ECANET), tmp_path)
+    loaded = pretrained.load(str(path))
+    assert calls == {"read": 1, "strip": 1}
+    assert loaded.description.endswith("(official ECA-Net (BangguWu/ECANet) layout, 1000 classes)")
