@@ -11,10 +11,21 @@ from pathlib import Path
 
 import streamlit as st
 
-import pretrained
-from lens import MAX_TOP_K, BlockView, Inspection, inspect_image
-from viz import colorbar_strip, figure_png, overlay, shared_scale
-from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart
+
+def frame() -> None:
+    """The page's frame, drawn before anything slow: a fresh server process still has to import
+    PyTorch (seconds) before the first page can show anything else."""
+    st.set_page_config(page_title="Attention Lens", page_icon=":eye:", layout="wide")
+    st.title("Attention Lens")
+    st.caption("What channel attention (SE, ECA) and spatial attention (CBAM) do inside a ResNet, block by block.")
+
+
+frame()
+with st.spinner("Starting: loading PyTorch and the models..."):
+    import pretrained  # noqa: E402  (after the frame: the first page shows at once)
+    from lens import MAX_TOP_K, BlockView, Inspection, inspect_image  # noqa: E402
+    from viz import colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
+    from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
 
 ASSETS = Path(__file__).parent / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text())
@@ -147,6 +158,7 @@ def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | None:
                           if pretrained.DEFAULT_MODEL in names else 0)
     if len(label(choice)) > SIDEBAR_CHARS:
         st.caption(label(choice))                 # the whole name: the box cuts long ones
+    if choice != OWN_CHECKPOINT:
         try:
             with st.spinner(f"Loading {choice}" + (" (first use downloads the weights once)..."
                                                    if entries[choice].downloads else "...")):
@@ -395,9 +407,6 @@ def downloads_page(inspection: Inspection, picture: Picture, display: Display) -
 # ---------- the page ----------
 
 def main() -> None:
-    st.set_page_config(page_title="Attention Lens", page_icon=":eye:", layout="wide")
-    st.title("Attention Lens")
-    st.caption("What channel attention (SE, ECA) and spatial attention (CBAM) do inside a ResNet, block by block.")
     entries = model_entries()
     with st.sidebar:
         st.header("Image")

@@ -1,7 +1,8 @@
 """The app in a real browser: upload an image through the file chooser and inspect its attention.
 
-Starts `streamlit run app.py` on a free local port and drives Debian's Chromium with Playwright, the
-way a person would: pick "Upload" in the sidebar, choose a file, wait for the rerun, look at the page.
+Starts `streamlit run serve.py` (the README's command) on a free local port, waits for it to warm
+the default page, and drives Debian's Chromium with Playwright the way a person would: drop a file
+on the sidebar's uploader through the file chooser, wait for the rerun, look at the page.
 Skipped only where /usr/bin/chromium is missing (CI installs it).
 """
 import json
@@ -45,7 +46,7 @@ def app_url(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     log = open(log_path, "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -67,6 +68,11 @@ def app_url(tmp_path_factory):
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not answer /_stcore/health within {SERVER_START_S} s:\n{server_log()}")
+            time.sleep(POLL_S)
+        deadline = time.monotonic() + FIRST_RENDER_MS / 1000      # serve.py computes the default page at start
+        while "warm-up: the default page is ready (ok)" not in server_log():
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail(f"serve.py did not warm the default page:\n{server_log()}")
             time.sleep(POLL_S)
         yield f"http://127.0.0.1:{port}/"
     finally:

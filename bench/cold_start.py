@@ -1,0 +1,109 @@
+"""Cold start of the app in a real browser, against a bare process doing the same model work.
+
+    python -m bench.cold_start [--rounds 3]
+
+Per round, interleaved: (1) a bare process that imports the library, loads the default model and
+inspects the default sample (one forward pass); (2) `streamlit run serve.py` (warms the default
+page when the server starts) and (3) `streamlit run app.py` (computes it when the first browser
+arrives), each from process start to the first finished page in headless Chromium, which connects
+as soon as the server answers. Also: when the page's frame (title and a progress message) shows
+after the browser connects, and how long a second tab takes to a finished page.
+Targets (issue #9): frame <= 1 s after connecting; first page <= 1.2x the bare process;
+second tab <= 1.5 s. Needs Debian's chromium.
+"""
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+BARE = ("import pretrained, lens; lm = pretrained.load(pretrained.DEFAULT_MODEL); "
+        "lens.inspect_image(lm, 'assets/shapes-circle.png').predictions()")
+TIMEOUT_MS = 180_000
+
+
+def bare() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", BARE], cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def finished(page) -> None:
+    """The default page is done: predictions drawn and Streamlit no longer running."""
+    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidget"]')""",
+                           timeout=TIMEOUT_MS)
+
+
+def served(browser, script: str) -> tuple[float, float, float]:
+    """(process start -> first finished page, browser connect -> frame, second tab -> finished page,
+    second tab -> its frame)."""
+    port = free_port()
+    start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            try:
+                urllib.request.urlopen(url + "_stcore/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        page = browser.new_page()
+        connect = time.perf_counter()
+        page.goto(url, timeout=TIMEOUT_MS)
+        page.get_by_role("heading", name="Attention Lens").wait_for(timeout=TIMEOUT_MS)
+        frame = time.perf_counter() - connect
+        finished(page)
+        first = time.perf_counter() - start
+        second = browser.new_page()
+        t = time.perf_counter()
+        second.goto(url, timeout=TIMEOUT_MS)
+        second.get_by_role("heading", name="Attention Lens").wait_for(timeout=TIMEOUT_MS)
+        second_frame = time.perf_counter() - t
+        finished(second)
+        return first, frame, time.perf_counter() - t, second_frame
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+    times = {"bare": [], "serve.py": [], "app.py": []}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        for _ in range(args.rounds):
+            times["bare"].append(bare())
+            for script in ("serve.py", "app.py"):
+                times[script].append(served(browser, script))
+        browser.close()
+    base = statistics.median(times["bare"])
+    print(f"medians of {args.rounds} interleaved rounds; bare process (import, load, one inspection) {base:.1f} s")
+    for script in ("serve.py", "app.py"):
+        first, frame, second, second_frame = (statistics.median(column) for column in zip(*times[script]))
+        print(f"  streamlit run {script:8}: first page {first / base:.2f}x the bare process (target <= 1.2), "
+              f"frame {frame:.2f} s after connecting (<= 1), second tab {second:.2f} s (<= 1.5; its frame "
+              f"{second_frame:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Serve Attention Lens with the default page already computed when the first visitor arrives.
+
+    .venv/bin/streamlit run serve.py
+
+`streamlit run app.py` serves the same app, but runs nothing until a browser connects: the first
+visitor then waits while PyTorch is imported, the default model is loaded and its first forward
+pass runs. Here the server starts as usual and, in the background, imports PyTorch and the
+library at once, then asks Streamlit's script health check (`/_stcore/script-health-check`, enabled in `.streamlit/config.toml`) to run `app.py` once:
+that run imports everything and fills the process-wide caches (`st.cache_resource`) with the
+default model and the default page's inspection, which every session then shares. A failed
+warm-up is only logged; the page then loads on first visit, as with `streamlit run app.py`.
+"""
+import threading
+import time
+import urllib.request
+from contextlib import asynccontextmanager
+
+import streamlit as st
+from streamlit.logger import get_logger
+
+WARM_UP_S = 300                  # give up on warming (a very slow or stalled machine) after this
+POLL_S = 0.2
+log = get_logger("attention_lens.serve")
+
+
+def warm_up() -> None:
+    """Import what the app needs at once (PyTorch, timm: most of a cold start, overlapping the
+    server's own start and the browser's page load), then, once the server answers, run the app
+    script once through the script health check."""
+    import pretrained  # noqa: F401  (the import is the warm-up)
+    import lens  # noqa: F401
+    pretrained.available()                   # imports timm for its model list
+    port = st.get_option("server.port")
+    base = f"http://127.0.0.1:{port}{('/' + st.get_option('server.baseUrlPath').strip('/')).rstrip('/')}"
+    deadline = time.monotonic() + WARM_UP_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(POLL_S)
+    try:
+        with urllib.request.urlopen(f"{base}/_stcore/script-health-check", timeout=WARM_UP_S) as answer:
+            log.info("warm-up: the default page is ready (%s)", answer.read().decode(errors="replace")[:80])
+    except OSError as e:
+        log.warning("warm-up did not finish (%s): the first visitor loads the default page", e)
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    threading.Thread(target=warm_up, name="attention-lens-warm-up", daemon=True).start()
+    yield
+
+
+app = st.App("app.py", lifespan=lifespan)
