@@ -48,7 +48,18 @@ def finished(page) -> None:
                            timeout=TIMEOUT_MS)
 
 
-def served(browser, script: str) -> tuple[float, float, float]:
+def visit(browser, url: str) -> tuple[float, float]:
+    """A new tab: (seconds to the page's frame, seconds to the finished page)."""
+    page = browser.new_page()
+    start = time.perf_counter()
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name="Attention Lens").wait_for(timeout=TIMEOUT_MS)
+    frame = time.perf_counter() - start
+    finished(page)
+    return frame, time.perf_counter() - start
+
+
+def served(browser, script: str) -> tuple[float, float, float, float]:
     """(process start -> first finished page, browser connect -> frame, second tab -> finished page,
     second tab -> its frame)."""
     port = free_port()
@@ -64,20 +75,10 @@ def served(browser, script: str) -> tuple[float, float, float]:
                 break
             except OSError:
                 time.sleep(0.05)
-        page = browser.new_page()
-        connect = time.perf_counter()
-        page.goto(url, timeout=TIMEOUT_MS)
-        page.get_by_role("heading", name="Attention Lens").wait_for(timeout=TIMEOUT_MS)
-        frame = time.perf_counter() - connect
-        finished(page)
+        first_frame, _ = visit(browser, url)
         first = time.perf_counter() - start
-        second = browser.new_page()
-        t = time.perf_counter()
-        second.goto(url, timeout=TIMEOUT_MS)
-        second.get_by_role("heading", name="Attention Lens").wait_for(timeout=TIMEOUT_MS)
-        second_frame = time.perf_counter() - t
-        finished(second)
-        return first, frame, time.perf_counter() - t, second_frame
+        second_frame, second = visit(browser, url)
+        return first, first_frame, second, second_frame
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -21,3 +21,16 @@ def test_readme_links_stay_inside_the_repository():
         assert not target.startswith(("..", "/")), target
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_two_commands_and_what_a_fresh_machine_needs():
+    section = README[README.index("## Two commands"):README.index("## The app")]
+    commands = re.findall(r"```bash\n(.*?)\n```", section, re.S)
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/streamlit run serve.py",
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest"]
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(commands[1])     # CI runs exactly that
+    flat = " ".join(section.split())
+    assert "`apt-get update && apt-get install chromium fonts-dejavu-core`" in flat
+    assert "Later starts need no pip: `.venv/bin/streamlit run serve.py`" in flat
+    assert "`.venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu`" in flat
