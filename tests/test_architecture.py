@@ -1,0 +1,38 @@
+"""The rooms of ARCHITECTURE.md, read from the imports: viz draws and imports neither pretrained nor
+lens; the app does no tensor maths; blocks stays pure PyTorch."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level package names a file imports (relative imports are its own package)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("room, forbidden", [
+    ("viz", {"pretrained", "lens", "streamlit", "app"}),
+    ("blocks", {"pretrained", "lens", "viz", "streamlit", "matplotlib", "app"}),
+    ("pretrained", {"lens", "viz", "streamlit", "app"}),
+    ("lens", {"streamlit", "app"}),
+])
+def test_each_room_imports_only_the_rooms_above_it(room, forbidden):
+    for path in sorted((ROOT / room).glob("*.py")):
+        if path.relative_to(ROOT) == Path("pretrained/model_card.py"):
+            forbidden = forbidden - {"lens", "viz"}      # a command: it measures with lens (ARCHITECTURE.md)
+        assert not imported(path) & forbidden, f"{path.relative_to(ROOT)} imports {imported(path) & forbidden}"
+
+
+def test_the_app_does_no_tensor_maths_and_calls_no_pyplot():
+    names = imported(ROOT / "app.py")
+    assert not names & {"torch", "numpy", "blocks", "matplotlib"}, names
+    assert names >= {"streamlit", "lens", "pretrained", "viz"}
