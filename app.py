@@ -96,6 +96,17 @@ class Display:
     top_k: int
 
 
+MARKUP = re.compile(r"""([\\`*_{}\[\]()<>#+\-.!|~:$&"'=^%/])""")
+
+
+def md(text) -> str:
+    """User-controlled text (file names, class names, a file's keys in an error) made literal for
+    Streamlit's markdown, which every label, caption and message goes through: each ASCII
+    punctuation mark that GFM, HTML, $maths$ or :colour[] directives could read is escaped (a
+    backslash before any ASCII punctuation is literal in CommonMark), and line breaks become spaces."""
+    return MARKUP.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -164,9 +175,9 @@ def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | None:
                                                    if entries[choice].downloads else "...")):
                 return load_model(choice), choice
         except pretrained.ModelUnavailable as e:
-            st.warning(str(e))
+            st.warning(md(e))
         except (pretrained.CheckpointError, ValueError) as e:
-            st.error(f"Cannot load {choice}: {e}")
+            st.error(f"Cannot load {md(choice)}: {md(e)}")
         return None
     return own_checkpoint()
 
@@ -188,13 +199,13 @@ def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
             with st.spinner(f"Reading {upload.name} (only tensors are loaded; nothing in it is run)..."):
                 kept = f"file:{upload_digest(upload)}", pretrained.load(upload.getvalue(), name=upload.name)
         except (pretrained.CheckpointError, ValueError) as e:
-            st.error(f"Cannot use {upload.name}: {e}")
+            st.error(f"Cannot use {md(upload.name)}: {md(e)}")
             return None
         st.session_state["checkpoint"] = kept
         st.session_state["weights_round"] = st.session_state.get("weights_round", 0) + 1
         st.rerun()                                               # show the file's name in place of the uploader
     model_key, loaded = kept
-    st.markdown(f"Weights: **{loaded.name}**")
+    st.markdown(f"Weights: **{md(loaded.name)}**")
     st.button("Use another weights file", key="replace_weights", on_click=st.session_state.pop,
               args=("checkpoint", None))
     return configure_checkpoint(loaded, model_key)
@@ -213,7 +224,7 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tupl
     try:
         configured = loaded.configured(int(size), crop, names)
     except ValueError as e:
-        st.warning(f"{e}: keeping the file's names.")
+        st.warning(f"{md(e)}: keeping the file's names.")
         configured, names = loaded.configured(int(size), crop), None
     return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names or ()).encode())}"
 
@@ -339,11 +350,11 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
         st.info("Choose two or three models above to see them side by side.")
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         with column:
-            st.markdown(f"**{name}**")
+            st.markdown(f"**{md(name)}**")
             try:
                 other, key = (model, model_key) if name == current else (load_model(name), name)
             except (pretrained.ModelUnavailable, pretrained.CheckpointError, ValueError) as e:
-                st.warning(str(e))
+                st.warning(md(e))
                 continue
             result = picture.inspect(other, key)
             show_predictions(result, 3)
@@ -373,7 +384,7 @@ def intervene_page(inspection: Inspection, picture: Picture, model_key: str, dis
         show_predictions(after)
     top = inspection.predictions(1)[0]
     p0, p1 = top.probability, after.probability(top.index)
-    st.metric(f"Probability of '{top.label}'", f"{p1:.2%}", f"{(p1 - p0) * 100:+.2f} points")
+    st.metric(f"Probability of '{md(top.label)}'", f"{p1:.2%}", f"{(p1 - p0) * 100:+.2f} points")
 
 
 def downloads_page(inspection: Inspection, picture: Picture, display: Display) -> None:
@@ -423,17 +434,17 @@ def main() -> None:
     try:
         inspection = picture.inspect(model, model_key)
     except pretrained.ImageError as e:
-        st.error(f"Cannot use {picture.name}: {e}")
+        st.error(f"Cannot use {md(picture.name)}: {md(e)}")
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(inspection.image, width="stretch", caption=f"{picture.name}, as the model sees it "
+        st.image(inspection.image, width="stretch", caption=f"{md(picture.name)}, as the model sees it "
                  f"({inspection.image.width} x {inspection.image.height} after resize and crop)")
         for note in inspection.notes:
             st.warning(note)
     with right:
         st.subheader("Predictions")
-        st.caption(model.description)
+        st.caption(md(model.description))
         show_predictions(inspection)
         if model.source == "bundled" and not (picture.sample and picture.sample.get("label") in model.labels):
             st.caption(domain_note(model))          # a note, not an alarm: a drawn shape is in its domain
@@ -441,7 +452,7 @@ def main() -> None:
     if page == "Compare":
         compare_page(inspection, picture, model_key, entries, display)
     elif not inspection.has_attention:
-        st.info(f"{model.name} has no attention blocks: it is a baseline without attention. Open Compare to see it "
+        st.info(f"{md(model.name)} has no attention blocks: it is a baseline without attention. Open Compare to see it "
                 "beside the SE, ECA and CBAM models.")
     elif page == "Block":
         block_page(inspection, picture, model_key, display)

@@ -10,7 +10,7 @@ A model without `feature_info` still has its attention modules found (registrati
 order); their stage and block are then unknown (None).
 """
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from operator import attrgetter
 
 from torch import nn
@@ -42,7 +42,7 @@ class AttentionSite:
     spatial_gate: nn.Module | None
 
 
-@cache
+@lru_cache(maxsize=64)        # keyed by module classes: the code's, not a user's
 def _spec(module_type: type) -> tuple | None:
     """(kind, channel gate getter, spatial gate getter or None) for an attention module type."""
     spec = ATTENTION_MODULES.get(f"{module_type.__module__}.{module_type.__qualname__}")

@@ -11,7 +11,7 @@ exceptions whose message says what to do: `CheckpointError` (a file that cannot 
 """
 import json
 from dataclasses import dataclass, field, fields, replace
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from safetensors import safe_open
@@ -81,7 +81,7 @@ class LoadedModel:
         return replace(self, preprocess=preprocess, labels=self.labels if labels is None else tuple(labels))
 
 
-@cache
+@lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
     """ImageNet-1k class names, shipped with timm (no download): the first synonym of each."""
     from timm.data import ImageNetInfo

@@ -7,7 +7,7 @@ per stage (`seresnet18/34`). Each candidate is built on the meta device (no memo
 initialisation) to read what it expects; the one that matches exactly is built for real and
 loaded strictly.
 """
-from functools import cache
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -24,13 +24,24 @@ def candidates() -> list[str]:
     return timm.list_models(FAMILIES)
 
 
-@cache
-def expected_shapes(name: str, num_classes: int) -> dict[str, torch.Size]:
-    """The state dict names and shapes of timm model `name`, read without allocating it."""
+@lru_cache(maxsize=64)         # keyed by timm's own architecture names only (about 30)
+def _shapes(name: str) -> dict[str, torch.Size]:
+    """The state dict names and shapes of timm model `name` with its default head, read on the
+    meta device (no memory, no initialisation)."""
     import timm
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+        model = timm.create_model(name, pretrained=False)
     return {key: value.shape for key, value in model.state_dict().items()}
+
+
+def expected_shapes(name: str, num_classes: int) -> dict[str, torch.Size]:
+    """The state dict names and shapes of timm model `name` with a `num_classes` classifier:
+    the default head's shapes with the class count swapped in (arithmetic, not a model build, so
+    a file's class count -- which a user controls -- never grows a cache or costs a build)."""
+    import timm
+    head = timm.models.get_pretrained_cfg(name).classifier
+    return {key: torch.Size([num_classes, *shape[1:]]) if key in (f"{head}.weight", f"{head}.bias") else shape
+            for key, shape in _shapes(name).items()}
 
 
 def _num_classes(name: str, state_dict: dict[str, torch.Tensor]) -> int:

@@ -2,6 +2,7 @@
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,20 @@ def shown_block(at: AppTest) -> str:
     return heading.split("`")[1]
 
 
+def plain(markdown: str) -> str:
+    """What a reader sees of the app's markdown for our texts: backslash escapes dropped (the app
+    escapes every user-controlled string, so a file name reads as typed)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def values(elements) -> list[str]:
+    return [plain(e.value) for e in elements]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [plain(i.caption) for image in at.get("image") for i in image.proto.imgs]
+
+
 def assert_clean(at: AppTest):
     assert not at.exception, [e.value for e in at.exception]
 
@@ -85,8 +100,8 @@ def test_default_page_needs_no_action():
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL,
                                                                       (ASSETS / first["file"]).read_bytes()))
     assert at.get("vega_lite_chart"), "the channel-weight chart is missing"
-    assert any(c.value.startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes dataset; works offline (")
-               and "validation accuracy)" in c.value for c in at.caption)
+    assert any(plain(c.value).startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes dataset; works offline (")
+               and "validation accuracy)" in plain(c.value) for c in at.caption)
     assert len(at.get("image")) == 3                  # the model view, the spatial map, its colour scale
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
@@ -94,7 +109,7 @@ def test_default_page_needs_no_action():
     assert at.file_uploader(key="image").value is None          # the uploader is on the page at once
     w = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / first["file"]).read_bytes())
                           ).layers[-1].channel[0].numpy()
-    assert expected_top_caption(w, 5, " (orange)") in [c.value for c in at.caption]
+    assert expected_top_caption(w, 5, " (orange)") in values(at.caption)
 
 
 def expected_top_caption(w: np.ndarray, k: int, marked: str = "") -> str:
@@ -119,13 +134,13 @@ def test_upload_then_inspect_another_block():
     assert labelled(at.selectbox, "Block").value == "layer1.1"        # the stage's last block
     labelled(at.selectbox, "Block").set_value("layer1.0").run()
     assert_clean(at)
-    assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in [m.value for m in at.markdown]
+    assert "**Channel weights** of `layer1.0` (CBAM, 16 channels)" in values(at.markdown)
     capture = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, data))
     w = next(r for r in capture.layers if r.name == "layer1.0").channel[0].numpy()
-    assert expected_top_caption(w, 5, " (orange)") in [c.value for c in at.caption]
+    assert expected_top_caption(w, 5, " (orange)") in values(at.caption)
     at.segmented_control(key="view").set_value("Intervene").run()    # the choice follows the user
     assert labelled(at.selectbox, "Block").value == "layer1.0"
-    assert "**With `layer1.0` edited**" in [m.value for m in at.markdown]
+    assert "**With `layer1.0` edited**" in values(at.markdown)
 
 
 def test_shapes_model_says_what_it_knows_without_an_alarm():
@@ -134,10 +149,10 @@ def test_shapes_model_says_what_it_knows_without_an_alarm():
     note = (f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
             "of them. For photos, choose an ImageNet model (marked \"downloads once\"; offline, put its weights "
             f"file in `{pretrained.weights_home() / 'imagenet'}`), or load your own checkpoint.")
-    assert note not in [c.value for c in at.caption]            # a shapes sample: in the model's domain
+    assert note not in values(at.caption)            # a shapes sample: in the model's domain
     at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
     assert_clean(at)
-    assert not at.info and note in [c.value for c in at.caption]
+    assert not at.info and note in values(at.caption)
     upload(at, "drawn.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")   # a drawn shape, uploaded
     assert_clean(at)
     assert not at.info and not at.warning                       # no box on every upload: the note stays a note
@@ -165,7 +180,7 @@ def test_an_empty_activity_map_says_so():
     at.slider(key="top_k").set_value(1).run()
     assert_clean(at)
     assert shown_block(at) == "layer4.1"
-    assert [i.value for i in at.info] == ["The map is empty: the top-weighted channel does not fire on this "
+    assert values(at.info) == ["The map is empty: the top-weighted channel does not fire on this "
                                           "image (all zero)."]
     assert len(at.get("image")) == 2                        # the model's view and the bare map: no colour scale
     at.slider(key="top_k").set_value(2).run()
@@ -214,7 +229,7 @@ def test_overview_says_which_blocks_average_all_their_channels():
     at.slider(key="top_k").set_value(32).run()
     at.segmented_control(key="view").set_value("Overview").run()
     assert_clean(at)
-    assert "**All blocks** -- where the top-32 weighted channels fire (not a gate)" in [m.value for m in at.markdown]
+    assert "**All blocks** -- where the top-32 weighted channels fire (not a gate)" in values(at.markdown)
     captions = [i.caption for image in at.get("image")[2:] for i in image.proto.imgs]
     assert captions[:3] == ["layer1.0 (32x32), all 16 channels", "layer1.1 (32x32), all 16 channels",
                             "layer2.0 (16x16)"]
@@ -240,7 +255,7 @@ def test_camera_picture():
     photo = png(Image.open(ASSETS / "chelsea.jpg"), "JPEG")
     at = app()
     at.radio(key="image_source").set_value("Camera").run()
-    assert "No picture taken yet: showing the sample." in [c.value for c in at.caption]
+    assert "No picture taken yet: showing the sample." in values(at.caption)
     at.camera_input(key="camera").set_value(("photo.jpg", photo, "image/jpeg")).run()
     assert_clean(at)
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, photo))
@@ -259,11 +274,11 @@ def test_every_sample_and_model_switch():
         assert_clean(at)
         data = (ASSETS / samples[-1]["file"]).read_bytes()
         assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
-        plain = name.startswith("plain")
-        assert any(c.value.startswith(f"{name} knows only 10 shapes") for c in at.caption)  # the last sample: a photo
-        assert [i.value for i in at.info] == ([f"{name} has no attention blocks: it is a baseline without attention. "
+        baseline = name.startswith("plain")
+        assert any(plain(c.value).startswith(f"{name} knows only 10 shapes") for c in at.caption)  # the last sample: a photo
+        assert values(at.info) == ([f"{name} has no attention blocks: it is a baseline without attention. "
                                                "Open Compare to see it beside the SE, ECA and CBAM models."]
-                                              if plain else [])
+                                              if baseline else [])
 
 
 def test_display_controls_never_rerun_the_forward_pass(monkeypatch):
@@ -302,7 +317,7 @@ def test_compare_three_models_side_by_side():
     assert not at.info
     labelled(at.multiselect, "Models to compare (2 or 3)").set_value(chosen[:1]).run()
     assert_clean(at)
-    assert [i.value for i in at.info] == ["Choose two or three models above to see them side by side."]
+    assert values(at.info) == ["Choose two or three models above to see them side by side."]
 
 
 @pytest.mark.parametrize("mode", ["gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k"])
@@ -386,9 +401,9 @@ def test_odd_but_valid_images_are_handled():
         data = make()
         upload(at, name, data)
         assert_clean(at)
-        assert not at.error, (name, [e.value for e in at.error])
+        assert not at.error, (name, values(at.error))
         assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
-        assert [w.value for w in at.warning] == CAVEATS.get(name, []), name
+        assert values(at.warning) == CAVEATS.get(name, []), name
 
 
 CAVEATS = {  # the bundled model sees 128 x 128 (no crop margin): what that costs these images
@@ -419,7 +434,7 @@ def test_bad_images_get_one_clear_error_and_the_next_upload_works():
     for name, (data, message) in BAD_IMAGES.items():
         upload(at, name, data)
         assert_clean(at)
-        assert len(at.error) == 1 and at.error[0].value.startswith(message), (name, [e.value for e in at.error])
+        assert len(at.error) == 1 and plain(at.error[0].value).startswith(message), (name, values(at.error))
         assert not at.dataframe
         upload(at, "ring.png", good, "image/png")
         assert_clean(at)
@@ -447,9 +462,9 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     assert_clean(at)
     assert not at.error
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
-    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in values(at.caption)
     assert not weights_uploaders(at)                          # loaded: the uploader gives way to the file's name
-    assert "Weights: **mine.pth**" in [m.value for m in at.sidebar.markdown]
+    assert "Weights: **mine.pth**" in values(at.sidebar.markdown)
     key = "file:" + hashlib.sha256(buf.getvalue()).hexdigest()          # what a bare file cannot say
     at.number_input(key=f"size_{key}").set_value(64).run()
     at.text_area(key=f"labels_{key}").set_value("cat\ndog\nbird\nfish").run()
@@ -458,7 +473,7 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     assert any("as the model sees it (64 x 64 after resize and crop)" in i.caption
                for image in at.get("image") for i in image.proto.imgs)
     at.text_area(key=f"labels_{key}").set_value("cat\ndog").run()
-    assert [w.value for w in at.sidebar.warning] == ["2 class names for 4 classes: keeping the file's names."]
+    assert values(at.sidebar.warning) == ["2 class names for 4 classes: keeping the file's names."]
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
 
     marker = tmp_path / "pwned"
@@ -470,7 +485,7 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     torch.save({"state_dict": Evil()}, buf)
     own_checkpoint(at, "evil.pt", buf.getvalue())
     assert_clean(at)
-    assert at.error[0].value.startswith("Cannot use evil.pt: refused: this file is not a plain weights file")
+    assert plain(at.error[0].value).startswith("Cannot use evil.pt: refused: this file is not a plain weights file")
     assert not marker.exists()
 
     bad = {k: v for k, v in model.state_dict().items() if k != "fc.bias"}
@@ -479,7 +494,7 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     torch.save(bad, buf)
     own_checkpoint(at, "wrong.pt", buf.getvalue())
     assert_clean(at)
-    assert at.error[0].value.startswith("Cannot use wrong.pt: ")
+    assert plain(at.error[0].value).startswith("Cannot use wrong.pt: ")
 
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     assert_clean(at)
@@ -490,8 +505,8 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     at.selectbox(key="model").set_value("Your own checkpoint...").run()
     assert_clean(at)
-    assert "Weights: **mine.pth**" in [m.value for m in at.sidebar.markdown] and not at.warning
-    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in [c.value for c in at.caption]
+    assert "Weights: **mine.pth**" in values(at.sidebar.markdown) and not at.warning
+    assert "SE ResNet-18 from mine.pth (Attention Lens layout, 4 classes)" in values(at.caption)
 
 
 def weights_uploaders(at: AppTest) -> list:
@@ -507,7 +522,7 @@ def test_a_checkpoint_without_attention_can_be_replaced():
     torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), buf)
     at = own_checkpoint(app(), "tv18.pth", buf.getvalue())
     assert_clean(at)
-    assert [i.value for i in at.info] == ["tv18.pth has no attention blocks: it is a baseline without attention. "
+    assert values(at.info) == ["tv18.pth has no attention blocks: it is a baseline without attention. "
                                           "Open Compare to see it beside the SE, ECA and CBAM models."]
     assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
     at.button(key="replace_weights").click().run()
@@ -519,8 +534,8 @@ def test_a_checkpoint_without_attention_can_be_replaced():
     torch.save(attention_resnet(18, "eca", num_classes=3, width=8).state_dict(), buf)
     uploader.set_value(("eca.pt", buf.getvalue(), "application/octet-stream")).run()
     assert_clean(at)
-    assert "Weights: **eca.pt**" in [m.value for m in at.sidebar.markdown] and not at.info
-    assert "**Channel weights** of `layer4.1` (ECA, 64 channels)" in [m.value for m in at.markdown]
+    assert "Weights: **eca.pt**" in values(at.sidebar.markdown) and not at.info
+    assert "**Channel weights** of `layer4.1` (ECA, 64 channels)" in values(at.markdown)
 
 
 def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
@@ -535,7 +550,7 @@ def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
     at = app()
     at.selectbox(key="model").set_value("ecaresnet50d.miil_in1k").run()
     assert_clean(at)
-    assert at.warning[0].value.startswith("ecaresnet50d.miil_in1k needs a one-time download of its ImageNet weights")
+    assert plain(at.warning[0].value).startswith("ecaresnet50d.miil_in1k needs a one-time download of its ImageNet weights")
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     assert not at.warning and len(at.dataframe[0].value) == 5
 
@@ -581,7 +596,7 @@ def test_the_plain_baseline_keeps_the_view_bar_and_compares():
     assert_clean(at)
     assert labelled(at.multiselect, "Models to compare (2 or 3)").value == [
         "plain-resnet18-shapes", "se-resnet18-shapes", "eca-resnet18-shapes"]
-    assert "no attention blocks (baseline)" in [c.value for c in at.caption]
+    assert "no attention blocks (baseline)" in values(at.caption)
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
     assert_same_predictions(shown_predictions(at, 2), expected_predictions("se-resnet18-shapes", data, k=3))
 
@@ -602,12 +617,54 @@ def test_upload_then_sample_then_upload_again_keeps_the_file_and_the_compare_cho
     assert_clean(at)
     assert at.file_uploader(key="image").value.name == "mine.png"
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, star))
-    assert any("mine.png, as the model sees it" in i.caption for image in at.get("image") for i in image.proto.imgs)
+    assert any("mine.png, as the model sees it" in i for i in image_captions(at))
 
 
 def test_the_sidebar_shows_a_long_model_name_whole():
     at = app()
     at.selectbox(key="model").set_value("ecaresnet101d.miil_in1k").run()
-    assert "ecaresnet101d.miil_in1k (ImageNet, downloads once)" in [c.value for c in at.sidebar.caption]
+    assert "ecaresnet101d.miil_in1k (ImageNet, downloads once)" in values(at.sidebar.caption)
     at.selectbox(key="model").set_value("se-resnet18-shapes").run()
     assert not at.sidebar.caption                                # a name that fits is not repeated
+
+
+HOSTILE = ["[click here](https://evil.example/login)", "![x](https://evil.example/a.png) www.evil.example",
+           "<img src=x onerror=alert(1)><b>bold</b> $x^2$ :red[red]"]
+
+
+def assert_inert(markdown: str, text: str) -> None:
+    """Rendered as CommonMark with autolinks and raw HTML on (the most a renderer could read into
+    it), the markdown makes no link, image or tag, and reads as `text`."""
+    import html
+    from markdown_it import MarkdownIt
+    rendered = MarkdownIt("commonmark", {"linkify": True, "html": True}).enable("linkify").render(markdown)
+    assert not re.search(r"<(a|img|b)\b", rendered), rendered
+    assert text in html.unescape(re.sub(r"<[^>]+>", "", rendered)), rendered
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_user_text_is_literal_everywhere_it_is_shown(evil):
+    from blocks import attention_resnet
+    at = upload(app(), f"{evil}.png", b"not an image")                   # an image's name in an error
+    assert_inert(at.error[0].value, f"Cannot use {evil}.png: not an image")
+    at = upload(at, f"{evil}.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")
+    [model_input] = [i.caption for image in at.get("image") for i in image.proto.imgs if "as the model sees it" in i.caption]
+    assert_inert(model_input, f"{evil}.png, as the model sees it")      # ... and in a caption
+
+    torch.manual_seed(0)                                                 # a checkpoint's name and labels
+    from safetensors.torch import save
+    data = save(attention_resnet(18, "cbam", num_classes=3, width=8, ratio=4).state_dict(),
+                metadata={"labels": json.dumps([evil, f"{evil} 2", f"{evil} 3"])})
+    own_checkpoint(at, f"{evil}.safetensors", data)
+    assert_clean(at)
+    [weights] = [m.value for m in at.sidebar.markdown if m.value.startswith("Weights: ")]
+    assert_inert(weights, f"Weights: {evil}.safetensors")
+    [description] = [c.value for c in at.caption if "CBAM ResNet" in c.value]
+    assert_inert(description, f"CBAM ResNet-18 from {evil}.safetensors")
+    at.segmented_control(key="view").set_value("Intervene").run()
+    assert_inert(at.metric[0].label, f"Probability of '{evil}")         # a label from the file's metadata
+    key = "file:" + hashlib.sha256(data).hexdigest()
+    at.text_area(key=f"labels_{key}").set_value(f"{evil} a\n{evil} b\n{evil} c").run()   # labels typed
+    assert_inert(at.metric[0].label, f"Probability of '{evil} ")
+    at.segmented_control(key="view").set_value("Compare").run()
+    assert_inert(next(m.value for m in at.markdown if "(yours)" in plain(m.value)), f"{evil}.safetensors (yours)")

@@ -93,3 +93,18 @@ def test_resnet_without_attention_is_told_what_is_missing(tmp_path):
         "closest, timm's ecaresnet50d, differs by 16 missing keys (layer1.0.se.conv.weight, "
         "layer1.1.se.conv.weight, layer1.2.se.conv.weight, layer2.0.se.conv.weight, "
         "layer2.1.se.conv.weight, ... 11 more)")
+
+
+def test_fifty_class_counts_are_cheap_and_grow_no_cache():
+    """A file's class count is the user's: each new one must cost arithmetic, not a model build."""
+    import time
+    from pretrained import timm_models
+    base = {k: torch.zeros(s) for k, s in timm_models.expected_shapes("legacy_seresnet18", 1000).items()}
+    identify(base)                                              # the architectures' shapes, once
+    before = timm_models._shapes.cache_info().currsize
+    for classes in range(2, 52):
+        state = dict(base, **{"last_linear.weight": torch.zeros(classes, 512), "last_linear.bias": torch.zeros(classes)})
+        start = time.perf_counter()
+        assert identify(state) == ("legacy_seresnet18", classes)
+        assert time.perf_counter() - start < 0.5
+    assert timm_models._shapes.cache_info().currsize == before <= timm_models._shapes.cache_info().maxsize
