@@ -585,6 +585,29 @@ def test_safe_server_defaults():
     assert config["server"]["maxUploadSize"] == 200            # MB, for checkpoints; images capped at 50 MP
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["toolbarMode"] == "viewer"
+    assert config["server"]["scriptHealthCheckEnabled"] is True   # serve.py warms the default page through it
+
+
+def test_an_unexpected_error_reaches_the_log_not_the_visitor(monkeypatch, caplog):
+    """With the shipped client.showErrorDetails, a bug's message (paths, a file's contents) is
+    redacted on the page and logged in full on the server."""
+    import tomllib
+    from streamlit import config
+    shipped = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["client"]["showErrorDetails"]
+    monkeypatch.setattr(lens.inspection, "capture_attention",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("secret /srv/data/patient-17.png")))
+    st.cache_resource.clear()
+    before = config.get_option("client.showErrorDetails")
+    config.set_option("client.showErrorDetails", shipped)
+    try:
+        at = app()
+    finally:
+        config.set_option("client.showErrorDetails", before)
+        st.cache_resource.clear()
+    [shown] = at.exception
+    assert "secret" not in shown.message and not shown.stack_trace
+    assert shown.message.startswith("This app has encountered an error. The original error message is redacted")
+    assert "secret /srv/data/patient-17.png" in caplog.text
 
 
 def test_the_plain_baseline_keeps_the_view_bar_and_compares():
