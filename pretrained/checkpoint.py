@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 
 from safetensors.torch import load as safetensors_from_bytes
@@ -25,6 +26,8 @@ SAVE_WEIGHTS = (". If it is a whole model saved with torch.save(model, path), sa
                 "instead: torch.save(model.state_dict(), path)")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed global|whose module)")
 SHOWN = 5                                   # names listed per kind of problem
+INFLATION_LIMIT = 2                         # an archive may unpack to at most this times its file size
+INFLATION_SLACK = 1 << 20                   # ... plus this much (tiny files)
 
 
 class CheckpointError(ValueError):
@@ -88,11 +91,31 @@ def _load(f: io.BufferedIOBase, size: int, load_safetensors) -> tuple[object, di
         except Exception as e:      # any failure to parse an untrusted file is the file's fault
             raise CheckpointError(f"{NOT_WEIGHTS}: its safetensors data is damaged ({e})") from e
     f.seek(0)
+    if head.startswith(b"PK"):
+        _check_archive(f, size)
     try:
         # a file object, not a path: torch.load would trust a ".safetensors" name
         return torch.load(f, map_location="cpu", weights_only=True), {}
     except Exception as e:          # as above
         raise _torch_load_error(e, head) from e
+
+
+def _check_archive(f: io.BufferedIOBase, size: int) -> None:
+    """Refuse a zip archive that would unpack to far more than its own size, before anything is
+    inflated: torch.save stores its records uncompressed, so a weights file's records add up to about
+    its size, while a decompression bomb (a deflated record of zeros) declares gigabytes in a few MB.
+    The declared sizes are what PyTorch's reader allocates, so bounding them bounds the memory."""
+    try:
+        with zipfile.ZipFile(f) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return                      # not a readable zip: torch.load says what is wrong with it
+    finally:
+        f.seek(0)
+    if declared > INFLATION_LIMIT * size + INFLATION_SLACK:
+        raise CheckpointError(REFUSED.format(
+            f"its {size / 1e6:.1f} MB archive declares {declared / 1e6:,.0f} MB of contents, "
+            f"more than {INFLATION_LIMIT} times its size (a decompression bomb, or a file re-packed with compression)"))
 
 
 def _torch_load_error(error: Exception, head: bytes) -> CheckpointError:

@@ -271,3 +271,48 @@ def test_load_weights_lists_five_then_counts():
         "layer1.0.attn.fc2.weight: file [8, 4] vs model [8, 2], "
         "layer1.1.attn.fc1.weight: file [4, 8] vs model [2, 8], "
         "layer1.1.attn.fc1.bias: file [4] vs model [2], ... 19 more)")
+
+
+def deflated(data: bytes) -> bytes:
+    """A torch.save archive re-packed with every record deflated: what a decompression bomb is."""
+    import io
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    return out.getvalue()
+
+
+def test_a_decompression_bomb_is_refused_before_anything_is_inflated(tmp_path):
+    """256 MB of zeros deflated into a file of about 0.25 MB: refused, and the process that reads it
+    grows by under 100 MB (peak RSS, measured in a fresh subprocess)."""
+    import io
+    import subprocess
+    import sys
+    buf = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(64, 1 << 20)}, buf)          # 256 MB of float32 zeros
+    bomb = tmp_path / "bomb.pth"
+    bomb.write_bytes(deflated(buf.getvalue()))
+    del buf
+    assert bomb.stat().st_size < 1e6
+    code = ("import resource, sys; from pretrained.checkpoint import read_checkpoint, CheckpointError\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "try:\n    read_checkpoint(sys.argv[1]); print('loaded')\n"
+            "except CheckpointError as e:\n    print(e)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, check=True,
+                         cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.splitlines()
+    assert out[0] == (f"refused: this file is not a plain weights file (its {bomb.stat().st_size / 1e6:.1f} MB "
+                      "archive declares 268 MB of contents, more than 2 times its size (a decompression bomb, or "
+                      "a file re-packed with compression)); only tensors are loaded")
+    assert int(out[1]) < 100, f"peak RSS grew by {out[1]} MB"
+
+
+def test_a_lightly_compressed_archive_still_loads():
+    import io
+    torch.manual_seed(0)
+    weights = {"w": torch.randn(1000)}                                  # random floats barely compress
+    buf = io.BytesIO()
+    torch.save(weights, buf)
+    assert torch.equal(read_state_dict(deflated(buf.getvalue()))["w"], weights["w"])
