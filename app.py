@@ -3,6 +3,8 @@
 The UI only: widgets, one cached inspection per (image, model, edit), layout. Every number, map and
 figure comes from `lens.Inspection`; models come from `pretrained`.
 """
+import ctypes
+import gc
 import hashlib
 import json
 import re
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 
 def frame() -> None:
@@ -35,6 +38,12 @@ COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "gray"]
 OWN_CHECKPOINT = "Your own checkpoint..."
 SOURCE_TAGS = {"bundled": "offline", "timm": "ImageNet, downloads once", "official": "authors' file"}
 IMAGE_SOURCES = ["Upload", "Sample", "Camera"]
+try:
+    LIBC = ctypes.CDLL("libc.so.6")          # glibc: malloc_trim (elsewhere nothing to trim)
+except OSError:
+    LIBC = None
+KEPT_DIGESTS = 8             # upload hashes remembered per session
+KEPT_RESULTS = 6             # inspections with a user's checkpoint kept per session
 SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
@@ -83,6 +92,9 @@ class Picture:
 
     def inspect(self, model: pretrained.LoadedModel, model_key: str) -> Inspection:
         mask = self.sample.get("mask") if self.sample else None
+        if model.source == "file":                  # a user's checkpoint: its results stay in its session
+            return in_session(("inspect", self.digest, model_key),
+                              lambda: inspect_image(model, self.data, self.name, mask and ASSETS / mask))
         return inspection_of(self.digest, model_key, self.data, self.name, mask, model)
 
 
@@ -112,11 +124,48 @@ def sha(data: bytes) -> str:
 
 
 def upload_digest(upload) -> str:
-    """The content hash of an upload, computed once per uploaded file."""
+    """The content hash of an upload, computed once per uploaded file (the last few are kept)."""
     digests = st.session_state.setdefault("digests", {})
     if upload.file_id not in digests:
         digests[upload.file_id] = sha(upload.getvalue())
+        while len(digests) > KEPT_DIGESTS:
+            digests.pop(next(iter(digests)))
     return digests[upload.file_id]
+
+
+def in_session(key: tuple, compute):
+    """A result kept in this session only, the last few: what a user's own checkpoint computes. The
+    checkpoint's model lives in the session, and a process-wide cache would keep it alive (one
+    model per entry) long after the session moved on."""
+    kept = st.session_state.setdefault("results", {})
+    if key not in kept:
+        kept[key] = compute()
+        while len(kept) > KEPT_RESULTS:
+            kept.pop(next(iter(kept)))
+    return kept[key]
+
+
+def forget_checkpoint() -> None:
+    """Drop the session's checkpoint and everything computed with it, and hand the memory back."""
+    st.session_state.pop("checkpoint", None)
+    st.session_state.pop("results", None)
+    give_back_memory()
+
+
+def give_back_memory() -> None:
+    """Return freed memory to the system: glibc keeps the pages of freed heap blocks (a checkpoint's
+    worth, per upload) in the process unless asked, and the server would grow with every upload."""
+    gc.collect()
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
+
+
+def release(upload) -> None:
+    """Drop an upload's bytes from Streamlit's uploaded-file store once they have been used: the
+    store keeps a file while its session lives, even after its uploader has left the page."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=upload.file_id)
 
 
 def show_source(source: str) -> None:
@@ -195,20 +244,30 @@ def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
                  "official ECA-Net / CBAM checkpoint. Only tensors are read; a file that asks to run code is refused.")
         if upload is None:
             return None
-        try:
-            with st.spinner(f"Reading {upload.name} (only tensors are loaded; nothing in it is run)..."):
-                kept = f"file:{upload_digest(upload)}", pretrained.load(upload.getvalue(), name=upload.name)
-        except (pretrained.CheckpointError, ValueError) as e:
-            st.error(f"Cannot use {md(upload.name)}: {md(e)}")
+        if not load_checkpoint(upload):
             return None
-        st.session_state["checkpoint"] = kept
-        st.session_state["weights_round"] = st.session_state.get("weights_round", 0) + 1
+        del upload                                               # its bytes: the model holds the weights now
+        give_back_memory()
         st.rerun()                                               # show the file's name in place of the uploader
     model_key, loaded = kept
     st.markdown(f"Weights: **{md(loaded.name)}**")
-    st.button("Use another weights file", key="replace_weights", on_click=st.session_state.pop,
-              args=("checkpoint", None))
+    st.button("Use another weights file", key="replace_weights", on_click=forget_checkpoint)
     return configure_checkpoint(loaded, model_key)
+
+
+def load_checkpoint(upload) -> bool:
+    """Read an uploaded weights file into this session's model and drop the upload from
+    Streamlit's store; or say why it cannot be used."""
+    try:
+        with st.spinner(f"Reading {md(upload.name)} (only tensors are loaded; nothing in it is run)..."):
+            loaded = pretrained.load(upload.getvalue(), name=upload.name)
+    except (pretrained.CheckpointError, ValueError) as e:
+        st.error(f"Cannot use {md(upload.name)}: {md(e)}")
+        return False
+    st.session_state["checkpoint"] = f"file:{upload_digest(upload)}", loaded
+    st.session_state["weights_round"] = st.session_state.get("weights_round", 0) + 1
+    release(upload)
+    return True
 
 
 def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tuple[pretrained.LoadedModel, str]:
@@ -372,7 +431,9 @@ def intervene_page(inspection: Inspection, picture: Picture, model_key: str, dis
     if st.session_state.get("edit_mode") not in modes:       # e.g. a CBAM-only edit after choosing an SE block
         st.session_state.pop("edit_mode", None)
     mode = st.radio("Edit", list(modes), horizontal=True, key="edit_mode", format_func=modes.get)
-    after = edited(picture.digest, model_key, (name, mode, display.top_k), inspection)
+    edit = (name, mode, display.top_k)
+    after = (in_session(("edit", picture.digest, model_key, edit), lambda: inspection.intervene(*edit))
+             if inspection.model.source == "file" else edited(picture.digest, model_key, edit, inspection))
     if mode == "zero_top_k":
         st.caption("Zeroed: " + view.top.caption())
     left, right = st.columns(2)

@@ -691,3 +691,46 @@ def test_user_text_is_literal_everywhere_it_is_shown(evil):
     assert_inert(at.metric[0].label, f"Probability of '{evil} ")
     at.segmented_control(key="view").set_value("Compare").run()
     assert_inert(next(m.value for m in at.markdown if "(yours)" in plain(m.value)), f"{evil}.safetensors (yours)")
+
+
+FIVE_UPLOADS = '''
+import io, sys
+import torch
+from streamlit.testing.v1 import AppTest
+from blocks import attention_resnet
+
+def rss_mb() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+at = AppTest.from_file("app.py", default_timeout=300).run()
+at.selectbox(key="model").set_value("Your own checkpoint...").run()
+after = []
+for i in range(5):
+    torch.manual_seed(i)
+    buf = io.BytesIO()
+    torch.save(attention_resnet(18, "se", num_classes=10).state_dict(), buf)
+    data, buf = buf.getvalue(), None
+    if any(b.key == "replace_weights" for b in at.button):
+        at.button(key="replace_weights").click().run()
+    [uploader] = [u for u in at.file_uploader if u.label.startswith("Weights file")]
+    uploader.set_value((f"m{i}.pt", data, "application/octet-stream")).run()
+    size, data, uploader = len(data) / 2**20, None, None
+    assert not at.exception and not at.error
+    assert any(m.value.startswith(f"Weights: **m{i}") for m in at.sidebar.markdown)
+    after.append(rss_mb())
+print(size, *after)
+'''
+
+
+def test_five_checkpoint_uploads_in_a_row_hold_one_model():
+    """Each upload is dropped from Streamlit's store once loaded, results with it stay in the session,
+    and freed memory goes back to the system: RSS after the fifth is within one model and one file
+    of the first (measured in a fresh process)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", FIVE_UPLOADS], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    file_mb, *rss = map(float, out.stdout.split())
+    model_mb = file_mb                                   # a state dict's file is its fp32 tensors
+    assert max(rss[1:]) - rss[0] < model_mb + file_mb, (file_mb, rss)
