@@ -28,7 +28,7 @@ class Preprocess:
 
         The crop window is mapped back onto the source and resized in one step (PIL's `box`),
         so a 1 x 5000 strip never becomes a 128 x 640000 intermediate image."""
-        image = image.convert("RGB")
+        image = image if image.mode == "RGB" else image.convert("RGB")     # no copy of a large RGB image
         w, h = image.size
         short = round(self.input_size / self.crop_pct)
         resized = (max(self.input_size, round(w * short / min(w, h))),

@@ -2,6 +2,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,44 @@ def test_degenerate_sizes_reach_the_model_input(size):
 ])
 def test_caveat_says_what_resize_and_crop_cost(size, caveat):
     assert Preprocess(224, 0.875).caveat(Image.new("RGB", size)) == caveat
+
+
+def one_bit_png(side: int) -> bytes:
+    """A `side` x `side` 1-bit PNG, left half white: tiny on disk, `side`^2 bytes decoded."""
+    image = Image.new("1", (side, side), 0)
+    image.paste(1, (0, 0, side // 2, side))
+    return encode(image, "PNG")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_large_image_is_decoded_reduced_with_its_content(fmt):
+    image = Image.new("RGB", (6000, 4000), (250, 20, 20))
+    image.paste((20, 20, 250), (3000, 0, 6000, 4000))                    # right half blue
+    out = decode_image(encode(image, fmt, quality=90) if fmt == "JPEG" else encode(image, fmt))
+    assert out.width * out.height <= 16_000_000 and out.width / out.height == pytest.approx(1.5, abs=0.01)
+    assert out.width >= 2000                                              # far more than any model input
+    left, right = np.asarray(out, int)[out.height // 2, [out.width // 4, 3 * out.width // 4]]
+    assert np.abs(left - [250, 20, 20]).max() < 12 and np.abs(right - [20, 20, 250]).max() < 12
+
+
+def test_eight_near_cap_uploads_at_once_stay_within_the_memory_budget():
+    """Eight sessions decoding a 14 KB, 7070 x 7070 1-bit PNG at the same time, to the model's view:
+    peak RSS of the process grows by under 1 GB (measured in a fresh process)."""
+    import subprocess
+    import sys
+    data = one_bit_png(7070)
+    assert len(data) < 20_000
+    code = ("import resource, sys, threading\n"
+            "from pretrained import Preprocess, decode_image\n"
+            "data = sys.stdin.buffer.read()\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "views = []\n"
+            "def one():\n    views.append(Preprocess(224, 0.875).view(decode_image(data)))\n"
+            "threads = [threading.Thread(target=one) for _ in range(8)]\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "assert len(views) == 8 and views[0].getpixel((10, 112)) == (255, 255, 255)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    out = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    grew = int(out.stdout.decode().split()[-1])
+    assert grew < 1024, f"8 decodes at once grew peak RSS by {grew} MB"
