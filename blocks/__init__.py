@@ -1,4 +1,5 @@
 """Attention blocks (SE, ECA, CBAM), the attention ResNet they go into, and capture of their gates."""
+from .attribution import grad_cam, grad_cams, residual_blocks, score_cam
 from .capture import AttentionRecord, Capture, Intervention, capture_attention, interventions, strongest_channels
 from .cbam import CBAMBlock, ChannelAttentionConv, ChannelAttentionMLP, SpatialAttention
 from .checks import eca_kernel_size
@@ -11,5 +12,5 @@ __all__ = [
     "SEBlock", "ECABlock", "CBAMBlock", "ChannelAttentionMLP", "ChannelAttentionConv",
     "SpatialAttention", "eca_kernel_size", "AttentionOptions", "AttentionResNet", "attention_resnet",
     "capture_attention", "attention_sites", "AttentionSite", "interventions", "strongest_channels", "Capture",
-    "AttentionRecord", "Intervention",
+    "AttentionRecord", "Intervention", "grad_cam", "grad_cams", "score_cam", "residual_blocks",
 ]
