@@ -123,26 +123,26 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def remembered(store: str, key, compute, keep: int):
+    """`compute()`, kept in this session under `key`: the last `keep` results of `store`."""
+    kept = st.session_state.setdefault(store, {})
+    if key not in kept:
+        kept[key] = compute()
+        while len(kept) > keep:
+            kept.pop(next(iter(kept)))
+    return kept[key]
+
+
 def upload_digest(upload) -> str:
-    """The content hash of an upload, computed once per uploaded file (the last few are kept)."""
-    digests = st.session_state.setdefault("digests", {})
-    if upload.file_id not in digests:
-        digests[upload.file_id] = sha(upload.getvalue())
-        while len(digests) > KEPT_DIGESTS:
-            digests.pop(next(iter(digests)))
-    return digests[upload.file_id]
+    """The content hash of an upload, computed once per uploaded file."""
+    return remembered("digests", upload.file_id, lambda: sha(upload.getvalue()), KEPT_DIGESTS)
 
 
 def in_session(key: tuple, compute):
-    """A result kept in this session only, the last few: what a user's own checkpoint computes. The
-    checkpoint's model lives in the session, and a process-wide cache would keep it alive (one
-    model per entry) long after the session moved on."""
-    kept = st.session_state.setdefault("results", {})
-    if key not in kept:
-        kept[key] = compute()
-        while len(kept) > KEPT_RESULTS:
-            kept.pop(next(iter(kept)))
-    return kept[key]
+    """What a user's own checkpoint computes, kept in its session only: the checkpoint's model lives
+    there, and a process-wide cache would keep it alive (one model per entry) after the session
+    moved on."""
+    return remembered("results", key, compute, KEPT_RESULTS)
 
 
 def forget_checkpoint() -> None:
@@ -396,11 +396,13 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
     trio = sorted((n for n, e in entries.items() if e.source == "bundled" and e.attention),
                   key=lambda n: ["se", "eca", "cbam"].index(entries[n].attention))
     options = list(dict.fromkeys([current, *entries]))
-    remembered = st.session_state.setdefault("compare_choice", {})      # per current model, kept across images
-    default = remembered.get(model_key, trio if current in trio else [current, *trio[:2]])
+    choices = st.session_state.setdefault("compare_choice", {})      # per current model, kept across images
+    default = choices.get(model_key, trio if current in trio else [current, *trio[:2]])
     chosen = st.multiselect("Models to compare (2 or 3)", options, default=[n for n in default if n in options],
                             max_selections=3, key=f"compare_{sha(model_key.encode())[:12]}")
-    remembered[model_key] = chosen
+    choices[model_key] = chosen
+    while len(choices) > KEPT_DIGESTS:                                  # one entry per model tried: bounded
+        choices.pop(next(iter(choices)))
     chosen_block = st.session_state.get("chosen_block")
     stages = list(range(1, max(len(inspection.stages), 1) + 1))
     stage = st.selectbox("Stage to show", stages, key="compare_stage", index=(
