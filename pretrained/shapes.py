@@ -1,8 +1,8 @@
 """A procedural image dataset with a ground-truth object mask per image, generated from a seed.
 
 Each image holds one filled shape of one of ten classes; its colour is independent of its class.
-Everything about sample `index` comes from a generator seeded with `[seed, index]` (version 1) or
-`[seed, index, 2]` (version 2), except its label, `index % 10`, which balances the classes (train
+Everything about sample `index` comes from generators seeded with `[seed, index]` (version 1) or
+`[seed, index, 2, stage]` (version 2), except its label, `index % 10`, which balances the classes (train
 with shuffling).
 
 Version 1 (the bundled models' data, kept byte for byte): a smooth background (colour gradient,
@@ -19,7 +19,8 @@ Version 2 is made so that a model has to find the object:
   one of the bundled CC0 photographs (assets/chelsea.jpg, coffee.jpg, astronaut.jpg);
 - a quarter of the images are grayscale, a quarter low-contrast (the object is 45-70 RGB units
   from its background instead of 120-200, then the whole image is compressed to 55-80% of its
-  contrast), half have 1-3 strokes of clutter drawn *over* the object; all get colour jitter
+  contrast), half have 1-3 strokes of clutter drawn *over* the object, each through one of its
+  pixels; all get colour jitter
   (channel gains, brightness, saturation) and pixel noise.
 The mask is the object's *visible* pixels: clutter drawn over the object is not in it.
 `render(..., shift=...)` forces one factor for a shift-only test set (`SHIFTS`) and leaves every
@@ -299,22 +300,23 @@ def _draw_distractor_shapes(canvas: Image.Image, rng: np.random.Generator, label
     return tuple(drawn)
 
 
-def _draw_clutter_over(canvas: Image.Image, rng: np.random.Generator, cx: float, cy: float, radius: float,
+def _draw_clutter_over(canvas: Image.Image, rng: np.random.Generator, silhouette: np.ndarray, radius: float,
                        avoid: np.ndarray) -> Image.Image:
-    """1-3 lines or scribbles through the object's inner half, 1-3 px wide (thinner on small
-    objects), coloured unlike it; returns the "L" mask of their pixels."""
-    size = canvas.size[0]
+    """1-3 strokes (a line with a kink) each through a random pixel of the object, 1-3 px wide
+    (thinner on small objects), coloured unlike it; returns the "L" mask of their pixels."""
     cover = Image.new("L", canvas.size, 0)
     draws = ImageDraw.Draw(canvas), ImageDraw.Draw(cover)
     n = int(rng.integers(1, 4))
     colours = _far_colours(rng, n, avoid, 90).astype(int)
+    ys, xs = np.nonzero(silhouette)
     for colour in colours.tolist():
-        through = np.array([cx, cy]) + rng.uniform(-0.5, 0.5, 2) * radius
+        k = int(rng.integers(len(xs)))
+        through = np.array([xs[k], ys[k]], float)
         theta = rng.uniform(0, np.pi)
-        half = rng.uniform(0.6, 1.6) * radius
-        bend = rng.normal(0, 0.3 * radius, 2)                                   # a scribble's kink
         direction = np.array([np.cos(theta), np.sin(theta)])
-        pts = [tuple(p) for p in (through - half * direction, through + bend, through + half * direction)]
+        ends = through + np.outer(rng.uniform(0.6, 1.6, 2) * (-1, 1) * radius, direction)   # [2, 2]
+        ends[1] += rng.normal(0, 0.3 * radius, 2)                                           # the kink
+        pts = [tuple(ends[0]), tuple(through), tuple(ends[1])]
         width = int(rng.integers(1, 2 if radius < 10 else 3 if radius < 25 else 4))
         for draw, fill in zip(draws, (tuple(colour), 255)):
             draw.line(pts, fill=fill, width=width, joint="curve")
@@ -322,45 +324,47 @@ def _draw_clutter_over(canvas: Image.Image, rng: np.random.Generator, cx: float,
 
 
 def _render_v2(seed: int, index: int, size: int, shift: str | None) -> ShapeSample:
-    rng = np.random.default_rng([seed, index, 2])
+    # one generator per stage, so that a shift, which changes how much one stage draws, leaves
+    # every other stage's draws as they were
+    scene, paint, clutter, shape, over_rng, finish = (np.random.default_rng([seed, index, 2, stage])
+                                                      for stage in range(6))
     label = int(index) % len(CLASSES)
-    # every scene-level choice first, the same whatever the shift, which then overrides one of them
-    u_extent, u_gray, u_low, u_over = rng.uniform(size=4)
+    u_extent, u_gray, u_low, u_over = scene.uniform(size=4)
     lo, hi = EXTENT_V2
     extent = lo * (hi / lo) ** (u_extent / 2 if shift == "small" else u_extent)  # lower half: < median
     gray = shift == "grayscale" or u_gray < P_GRAYSCALE
     low = shift == "low_contrast" or u_low < P_LOW_CONTRAST
     over = shift == "clutter" or u_over < P_CLUTTER_OVER
-    background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    background = BACKGROUNDS[int(scene.integers(len(BACKGROUNDS)))]
 
-    canvas = {"smooth": _background, "texture": _texture, "photo": _photo_crop}[background](rng, size)
+    canvas = {"smooth": _background, "texture": _texture, "photo": _photo_crop}[background](scene, size)
     radius = extent * size / 2
-    cx, cy = rng.uniform(radius + 1, size - radius - 1, 2).tolist()
-    angle = rng.uniform(0, 2 * np.pi)
+    cx, cy = (radius + 1 + scene.uniform(size=2) * (size - 2 * radius - 2)).tolist()
+    angle = scene.uniform(0, 2 * np.pi)
     y0, y1, x0, x1 = int(cy - radius), int(cy + radius) + 1, int(cx - radius), int(cx + radius) + 1
     behind = np.asarray(canvas)[y0:y1, x0:x1].reshape(-1, 3).mean(0)             # [3]
-    colour = _colour_at(rng, behind, rng.uniform(*(LOW_CONTRAST if low else CONTRAST)), gray)
+    colour = _colour_at(paint, behind, paint.uniform(*(LOW_CONTRAST if low else CONTRAST)), gray)
 
-    _draw_distractors(ImageDraw.Draw(canvas), rng, size, colour)
-    distractors = _draw_distractor_shapes(canvas, rng, label, radius, colour)
+    _draw_distractors(ImageDraw.Draw(canvas), clutter, size, colour)
+    distractors = _draw_distractor_shapes(canvas, clutter, label, radius, colour)
     silhouette = Image.new("L", (size, size), 0)
-    _draw_object(ImageDraw.Draw(silhouette), CLASSES[label], cx, cy, radius, angle, rng)
-    layer = _object_layer(rng, size, colour, cx, cy, radius)
-    canvas = Image.composite(layer, canvas, silhouette)
-    cover = _draw_clutter_over(canvas, rng, cx, cy, radius, colour) if over else None
+    _draw_object(ImageDraw.Draw(silhouette), CLASSES[label], cx, cy, radius, angle, shape)
+    canvas = Image.composite(_object_layer(shape, size, colour, cx, cy, radius), canvas, silhouette)
+    object_pixels = np.asarray(silhouette) > 0
+    cover = _draw_clutter_over(canvas, over_rng, object_pixels, radius, colour) if over else None
 
     image = np.asarray(canvas).astype(np.float32)                                # [H, W, 3]
-    gains, offset, saturation = rng.uniform(0.85, 1.15, 3), rng.uniform(-15, 15), rng.uniform(0.5, 1.5)
+    gains, (offset, saturation, compression) = finish.uniform(0.85, 1.15, 3), finish.uniform(
+        (-15, 0.5, COMPRESSION[0]), (15, 1.5, COMPRESSION[1]))
     image = image * gains + offset                                               # colour jitter
     grey = image.mean(2, keepdims=True)
     image = grey + saturation * (image - grey)
     if low:
-        image = image.mean() + rng.uniform(*COMPRESSION) * (image - image.mean())
+        image = image.mean() + compression * (image - image.mean())
     if gray:
         image = np.repeat(image @ LUMA.astype(np.float32), 3).reshape(size, size, 3)
-    amp = int(rng.integers(3, 11))
-    image = np.rint(image) + rng.integers(-amp, amp + 1, (size, size, 1) if gray else image.shape)
-    object_pixels = np.asarray(silhouette) > 0
+    amp = int(finish.integers(3, 11))
+    image = np.rint(image) + finish.integers(-amp, amp + 1, (size, size, 1) if gray else image.shape)
     mask = object_pixels & ~(np.asarray(cover) > 0) if over else object_pixels
     occluded = 1 - mask.sum() / object_pixels.sum()
     return ShapeSample(np.clip(image, 0, 255).astype(np.uint8), mask, label,
