@@ -12,13 +12,13 @@ image side and its colour far from the background behind it, so it is always who
 visible, and the mask is exactly its pixels.
 
 Version 2 is made so that a model has to find the object:
-- its outer diameter ranges log-uniformly over 8-90% of the image side (median 27%);
-- 2-5 distractor *shapes* of other classes, each 30-60% of the target's diameter, lie under it:
-  the target is always the largest shape;
+- its outer diameter ranges uniformly over 8-90% of the image side (median 49%);
+- 2-4 distractor *shapes* of other classes, each 25-50% of the target's diameter, lie under it:
+  the target is always the largest shape, at least twice the diameter of any other;
 - backgrounds are v1's smooth one, a mid-frequency texture (two coloured gratings), or a crop of
   one of the bundled CC0 photographs (assets/chelsea.jpg, coffee.jpg, astronaut.jpg);
-- a quarter of the images are grayscale, a quarter low-contrast (the object is 45-70 RGB units
-  from its background instead of 120-200, then the whole image is compressed to 55-80% of its
+- a quarter of the images are grayscale, a quarter low-contrast (the object is 60-90 RGB units
+  from its background instead of 120-200, then the whole image is compressed to 60-85% of its
   contrast), half have 1-3 strokes of clutter drawn *over* the object, each through one of its
   pixels; all get colour jitter
   (channel gains, brightness, saturation) and pixel noise.
@@ -44,14 +44,14 @@ LOW_RES = 32                    # resolution of the smooth layers before upsampl
 VERSIONS = (1, 2)
 
 # version 2
-EXTENT_V2 = (0.08, 0.9)         # log-uniform: the median is their geometric mean, 0.268
-MEDIAN_EXTENT_V2 = float(np.sqrt(EXTENT_V2[0] * EXTENT_V2[1]))
+EXTENT_V2 = (0.08, 0.9)         # uniform: the median is 0.49
+MEDIAN_EXTENT_V2 = sum(EXTENT_V2) / 2
 CONTRAST = (120.0, 200.0)       # RGB L2 distance of the object colour from its background's mean
-LOW_CONTRAST = (45.0, 70.0)     # the same for low-contrast images ...
-COMPRESSION = (0.55, 0.8)       # ... whose whole image is then compressed about its mean
+LOW_CONTRAST = (60.0, 90.0)     # the same for low-contrast images ...
+COMPRESSION = (0.6, 0.85)       # ... whose whole image is then compressed about its mean
 P_GRAYSCALE, P_LOW_CONTRAST, P_CLUTTER_OVER = 0.25, 0.25, 0.5
-DISTRACTORS = (2, 5)            # distractor shapes per image (inclusive) ...
-DISTRACTOR_SCALE = (0.3, 0.6)   # ... each this fraction of the target's diameter
+DISTRACTORS = (2, 4)            # distractor shapes per image (inclusive) ...
+DISTRACTOR_SCALE = (0.25, 0.5)   # ... each this fraction of the target's diameter
 BACKGROUNDS = ("smooth", "texture", "photo")
 PHOTOS = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -283,7 +283,7 @@ def _colour_at(rng: np.random.Generator, behind: np.ndarray, distance: float, gr
 
 def _draw_distractor_shapes(canvas: Image.Image, rng: np.random.Generator, label: int, radius: float,
                             avoid: np.ndarray) -> tuple[tuple[int, float], ...]:
-    """2-5 filled shapes of other classes, each 30-60% of the target's diameter (at least 4 px),
+    """2-4 filled shapes of other classes, each 25-50% of the target's diameter (at least 4 px),
     anywhere in the image, in colours at least 60 away from the target's."""
     size = canvas.size[0]
     n = int(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1))
@@ -331,7 +331,7 @@ def _render_v2(seed: int, index: int, size: int, shift: str | None) -> ShapeSamp
     label = int(index) % len(CLASSES)
     u_extent, u_gray, u_low, u_over = scene.uniform(size=4)
     lo, hi = EXTENT_V2
-    extent = lo * (hi / lo) ** (u_extent / 2 if shift == "small" else u_extent)  # lower half: < median
+    extent = lo + (hi - lo) * (u_extent / 2 if shift == "small" else u_extent)  # "small": below the median
     gray = shift == "grayscale" or u_gray < P_GRAYSCALE
     low = shift == "low_contrast" or u_low < P_LOW_CONTRAST
     over = shift == "clutter" or u_over < P_CLUTTER_OVER
