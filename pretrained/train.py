@@ -96,6 +96,11 @@ def parameter_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict]:
             {"params": gate, "weight_decay": recipe.gate_weight_decay}]
 
 
+def _data(seed: int, count: int, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    images, _, labels = render_batch(seed, 0, count, recipe.size, recipe.dataset)   # the masks are not used
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
 class RecipeMismatch(SystemExit):
     """A checkpoint exists for this model but was made with another recipe."""
 
@@ -147,14 +152,14 @@ def train(attention: str | None, recipe: Recipe, checkpoint_dir: Path, log=print
         log(f"resuming {path} after epoch {len(history['epochs'])}/{recipe.epochs}")
     history["threads"].append(torch.get_num_threads())
 
-    images, _, labels = render_batch(TRAIN_SEED, 0, recipe.train_images, recipe.size, recipe.dataset)
-    val_images, _, val_labels = render_batch(VALIDATION_SEED, 0, recipe.validation_images, recipe.size, recipe.dataset)
-    images, labels = torch.from_numpy(images), torch.from_numpy(labels)
-    val_images, val_labels = torch.from_numpy(val_images), torch.from_numpy(val_labels)
-    log(f"generated {len(images)} training images in {time.perf_counter() - start:.0f} s")
+    remaining = range(len(history["epochs"]), recipe.epochs)
+    if remaining:                                           # a finished run needs no data
+        images, labels = _data(TRAIN_SEED, recipe.train_images, recipe)
+        val_images, val_labels = _data(VALIDATION_SEED, recipe.validation_images, recipe)
+        log(f"generated {len(images)} training images in {time.perf_counter() - start:.0f} s")
     history["wall_seconds"] += time.perf_counter() - start
 
-    for epoch in range(len(history["epochs"]), recipe.epochs):
+    for epoch in remaining:
         began = time.perf_counter()
         model.train()
         order = torch.randperm(len(images), generator=generator)

@@ -46,6 +46,10 @@ def test_resumed_training_equals_uninterrupted(uninterrupted, tmp_path):
     assert [e["loss"] for e in resumed_info["epochs"]] == [e["loss"] for e in info["epochs"]]
     assert [e["epoch"] for e in resumed_info["epochs"]] == [1, 2, 3]
     assert resumed_info["threads"] == [1, 1, 1]             # one entry per run segment
+    lines = []
+    again, _ = train("cbam", TINY, tmp_path, log=lines.append)   # a finished run: loaded, not retrained
+    assert lines == [f"resuming {tmp_path / 'cbam-resnet18-shapes.pt'} after epoch 3/3"]
+    assert torch.equal(again.fc.weight, model.fc.weight)
 
 
 def test_other_recipe_is_refused(uninterrupted, tmp_path):
