@@ -2,8 +2,8 @@
 
 Each image holds one filled shape of one of ten classes; its colour is independent of its class.
 Everything about sample `index` comes from generators seeded with `[seed, index]` (version 1) or
-`[seed, index, 2, stage]` (version 2), except its label, `index % 10`, which balances the classes (train
-with shuffling).
+`[seed, index, 2, stage]` (version 2, one per rendering stage), except its label, `index % 10`,
+which balances the classes (train with shuffling).
 
 Version 1 (the bundled models' data, kept byte for byte): a smooth background (colour gradient,
 low-frequency stripes and blobs), pixel noise, and distractors that belong to no class (thin
@@ -20,8 +20,7 @@ Version 2 is made so that a model has to find the object:
 - a quarter of the images are grayscale, a quarter low-contrast (the object is 60-90 RGB units
   from its background instead of 120-200, then the whole image is compressed to 60-85% of its
   contrast), half have 1-3 strokes of clutter drawn *over* the object, each through one of its
-  pixels; all get colour jitter
-  (channel gains, brightness, saturation) and pixel noise.
+  pixels; all get colour jitter (channel gains, brightness, saturation) and pixel noise.
 The mask is the object's *visible* pixels: clutter drawn over the object is not in it.
 `render(..., shift=...)` forces one factor for a shift-only test set (`SHIFTS`) and leaves every
 other draw as it was: the same indices give the same scenes, changed in that factor only.
@@ -51,7 +50,7 @@ LOW_CONTRAST = (60.0, 90.0)     # the same for low-contrast images ...
 COMPRESSION = (0.6, 0.85)       # ... whose whole image is then compressed about its mean
 P_GRAYSCALE, P_LOW_CONTRAST, P_CLUTTER_OVER = 0.25, 0.25, 0.5
 DISTRACTORS = (2, 4)            # distractor shapes per image (inclusive) ...
-DISTRACTOR_SCALE = (0.25, 0.5)   # ... each this fraction of the target's diameter
+DISTRACTOR_SCALE = (0.25, 0.5)  # ... each this fraction of the target's diameter
 BACKGROUNDS = ("smooth", "texture", "photo")
 PHOTOS = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -284,7 +283,7 @@ def _colour_at(rng: np.random.Generator, behind: np.ndarray, distance: float, gr
 def _draw_distractor_shapes(canvas: Image.Image, rng: np.random.Generator, label: int, radius: float,
                             avoid: np.ndarray) -> tuple[tuple[int, float], ...]:
     """2-4 filled shapes of other classes, each 25-50% of the target's diameter (at least 4 px),
-    anywhere in the image, in colours at least 60 away from the target's."""
+    anywhere in the image, in colours far from the target's (60 RGB units, else the farthest of 8)."""
     size = canvas.size[0]
     n = int(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1))
     classes = (label + rng.integers(1, len(CLASSES), n)) % len(CLASSES)         # never the target's

@@ -222,7 +222,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="override the recipe's")
     parser.add_argument("--checkpoint-dir", type=Path, default=default_checkpoint_dir(),
                         help="where the per-epoch checkpoints go (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and log go (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR,
+                        help="where the weights and the training log go (default: %(default)s)")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     attention = None if args.attention == "none" else args.attention

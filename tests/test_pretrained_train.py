@@ -57,7 +57,8 @@ def test_other_recipe_is_refused(uninterrupted, tmp_path):
         train("se", TINY, tmp_path, log=interrupt_in_epoch(2))
     with pytest.raises(RecipeMismatch, match=r"lr: checkpoint 0\.004, now 0\.001.*--checkpoint-dir"):
         train("se", Recipe(**{**TINY.__dict__, "lr": 1e-3}), tmp_path, log=lambda s: None)
-    train("eca", Recipe(**{**TINY.__dict__, "lr": 1e-3, "epochs": 1}), tmp_path, log=lambda s: None)  # other model: own file
+    # another model in the same directory has its own checkpoint
+    train("eca", Recipe(**{**TINY.__dict__, "lr": 1e-3, "epochs": 1}), tmp_path, log=lambda s: None)
 
 
 def test_save_writes_fp16_weights_and_training_log(uninterrupted, tmp_path):
