@@ -24,9 +24,17 @@ def interrupt_in_epoch(n):
     return log
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Every run of this module on one thread (a run's thread count is logged), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    torch.set_num_threads(1)
     return train("cbam", TINY, tmp_path_factory.mktemp("straight"), log=lambda s: None)
 
 
