@@ -1,0 +1,82 @@
+"""Resumable training: an interrupted-then-resumed run ends with exactly the weights of an
+uninterrupted one, and a checkpoint of another recipe is refused."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pretrained.train import Recipe, RecipeMismatch, save, train
+
+TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
+              label_smoothing=0.0, gate_weight_decay=0.5)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_in_epoch(n):
+    """A log function that raises on the first progress line of epoch n (mid-run, as a kill would)."""
+    def log(line):
+        if line.startswith(f"epoch {n}/"):
+            raise Interrupt(line)
+    return log
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Every run of this module on one thread (a run's thread count is logged), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return train("cbam", TINY, tmp_path_factory.mktemp("straight"), log=lambda s: None)
+
+
+def test_resumed_training_equals_uninterrupted(uninterrupted, tmp_path):
+    model, info = uninterrupted
+    with pytest.raises(Interrupt):
+        train("cbam", TINY, tmp_path, log=interrupt_in_epoch(2))
+    with pytest.raises(Interrupt):                          # resumes after epoch 1, stops in epoch 3
+        train("cbam", TINY, tmp_path, log=interrupt_in_epoch(3))
+    lines = []
+    resumed, resumed_info = train("cbam", TINY, tmp_path, log=lines.append)
+    assert lines[0] == f"resuming {tmp_path / 'cbam-resnet18-shapes.pt'} after epoch 2/3"
+    expected, got = model.state_dict(), resumed.state_dict()
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert [e["loss"] for e in resumed_info["epochs"]] == [e["loss"] for e in info["epochs"]]
+    assert [e["epoch"] for e in resumed_info["epochs"]] == [1, 2, 3]
+    assert resumed_info["threads"] == [1, 1, 1]             # one entry per run segment
+    lines = []
+    again, _ = train("cbam", TINY, tmp_path, log=lines.append)   # a finished run: loaded, not retrained
+    assert lines == [f"resuming {tmp_path / 'cbam-resnet18-shapes.pt'} after epoch 3/3"]
+    assert torch.equal(again.fc.weight, model.fc.weight)
+
+
+def test_other_recipe_is_refused(uninterrupted, tmp_path):
+    with pytest.raises(Interrupt):
+        train("se", TINY, tmp_path, log=interrupt_in_epoch(2))
+    with pytest.raises(RecipeMismatch, match=r"lr: checkpoint 0\.004, now 0\.001.*--checkpoint-dir"):
+        train("se", Recipe(**{**TINY.__dict__, "lr": 1e-3}), tmp_path, log=lambda s: None)
+    # another model in the same directory has its own checkpoint
+    train("eca", Recipe(**{**TINY.__dict__, "lr": 1e-3, "epochs": 1}), tmp_path, log=lambda s: None)
+
+
+def test_save_writes_fp16_weights_and_training_log(uninterrupted, tmp_path):
+    model, info = uninterrupted
+    path = save(model, "cbam", TINY, info, tmp_path)
+    tensors = load_file(path)
+    assert tensors["fc.weight"].dtype == torch.float16
+    torch.testing.assert_close(tensors["fc.weight"].float(), model.fc.weight, atol=1e-3, rtol=1e-3)
+    log = json.loads((tmp_path / "cbam-resnet18-shapes.train.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+    assert all(e["seconds"] > 0 and 0 <= e["validation_accuracy"] <= 1 and e["loss"] > 0 for e in log["epochs"])
+    assert log["recipe"]["dataset"] == 2 and log["recipe"]["gate_weight_decay"] == 0.5
+    assert log["threads"] == [1] and log["wall_seconds"] >= 0
