@@ -6,6 +6,8 @@ from torch import nn
 from blocks import attention_resnet
 
 KINDS = ("se", "eca", "cbam")
+torch.set_num_threads(1)     # tiny models gain nothing from a second thread, and two OpenMP programs
+                             # spinning on two shared cores (a test run beside a training) slow both 5x
 
 
 def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -64,6 +64,7 @@ def assert_library_equal(ours, ref):
     assert diff <= TOL and diff <= TOL * float(ref.max()), (diff, float(ref.max()))  # absolute, and of the peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 50])
 def test_grad_cam_equals_pytorch_grad_cam_on_our_resnets(depth, kind):
     model, x = tiny(depth, kind), image()
@@ -175,6 +176,7 @@ def test_the_model_runs_in_its_mode_and_inference_tensors_are_accepted():
     assert model.training and all(m.training for m in model.modules())
 
 
+@pytest.mark.slow
 def test_one_shared_model_serves_8_threads_each_its_own_image():
     model = tiny(18, "cbam")
     images = [image(1, 32, seed) for seed in range(8)]

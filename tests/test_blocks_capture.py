@@ -142,6 +142,7 @@ def test_leaves_nothing_behind_after_an_exception_inside_forward(tiny_model):
     assert all_hooks(tiny_model) == 0
 
 
+@pytest.mark.slow
 def test_concurrent_captures_on_one_shared_model_never_mix(tiny_model):
     """8 threads x 25 captures with different images: every result equals the serial one."""
     images = [torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)) for i in range(8)]

@@ -39,6 +39,7 @@ def test_plain_layout_equals_torchvision(depth):
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 50])
 def test_plain_model_reproduces_torchvision_logits(depth):
     torch.manual_seed(0)

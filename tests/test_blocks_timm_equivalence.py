@@ -55,6 +55,7 @@ def test_cbam_module(mlp_bias):
     ("eca", {}),
     ("cbam", {"bias": False}),                     # timm's CbamModule has no MLP bias
 ])
+@pytest.mark.slow
 def test_resnet50_logits(attention, options):
     torch.manual_seed(0)
     theirs = TimmResNet(TimmBottleneck, (3, 4, 6, 3), block_args=dict(attn_layer=attention))

@@ -21,6 +21,7 @@ def test_the_four_bundled_models_are_there_and_small():
     assert set(CARD) == set(BUNDLED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
 def test_accuracy_and_localisation_match_the_card(name):
     result = evaluate(name)                                # 500 fresh images, seed 2026

@@ -284,6 +284,7 @@ def deflated(data: bytes) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_is_refused_before_anything_is_inflated(tmp_path):
     """256 MB of zeros deflated into a file of about 0.25 MB: refused, and the process that reads it
     grows by under 100 MB (peak RSS, measured in a fresh subprocess)."""

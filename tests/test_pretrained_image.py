@@ -138,6 +138,7 @@ def test_a_large_image_is_decoded_reduced_with_its_content(fmt):
     assert np.abs(left - [250, 20, 20]).max() < 12 and np.abs(right - [20, 20, 250]).max() < 12
 
 
+@pytest.mark.slow
 def test_eight_near_cap_uploads_at_once_stay_within_the_memory_budget():
     """Eight sessions decoding a 14 KB, 7070 x 7070 1-bit PNG at the same time, to the model's view:
     peak RSS of the process grows by under 1 GB (measured in a fresh process)."""

@@ -104,6 +104,7 @@ def seeded(depth: int, attention: str, **options) -> nn.Module:
 
 @pytest.mark.parametrize("depth,k_size,num_classes", [(50, (3, 5, 5, 7), 1000),   # ECA-Net50
                                                      (18, (3, 5, 7, 7), 10)])    # ECA-Net18
+@pytest.mark.slow
 def test_ecanet_checkpoint_logits(depth, k_size, num_classes, tmp_path):
     checkpoint = official_checkpoint(seeded(depth, "eca", k_size=k_size, num_classes=num_classes),
                                      TO_ECANET)
@@ -119,6 +120,7 @@ def test_ecanet_checkpoint_logits(depth, k_size, num_classes, tmp_path):
     assert expected.abs().max() > 0.1                    # the comparison is not between zeros
 
 
+@pytest.mark.slow
 def test_cbam_checkpoint_logits(tmp_path):
     checkpoint = official_checkpoint(seeded(50, "cbam", num_classes=10), TO_CBAM)
     assert "module.layer4.2.cbam.SpatialGate.spatial.bn.num_batches_tracked" in checkpoint["state_dict"]

@@ -34,6 +34,7 @@ def residual_blocks(model: torch.nn.Module) -> int:
     return sum(len(getattr(model, f"layer{stage}")) for stage in range(1, 5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LOADED_FOR_REAL)
 def test_timm_file_loads_and_matches_timm(name, tmp_path):
     theirs, path = saved_timm_model(name, tmp_path)
