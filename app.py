@@ -27,7 +27,7 @@ frame()
 with st.spinner("Starting: loading PyTorch and the models..."):
     import pretrained  # noqa: E402  (after the frame: the first page shows at once)
     from lens import MAX_TOP_K, BlockView, Inspection, inspect_image  # noqa: E402
-    from viz import colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
+    from viz import SpatialView, colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
     from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
 
 ASSETS = Path(__file__).parent / "assets"
@@ -72,6 +72,12 @@ def inspection_of(digest: str, model_key: str, _data: bytes, _name: str, _mask: 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def edited(digest: str, model_key: str, edit: tuple, _inspection: Inspection) -> Inspection:
     return _inspection.intervene(*edit)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cam_of(digest: str, model_key: str, block: str, target: int, _inspection: Inspection):
+    """Grad-CAM of one class at one block: one backward pass per (image, model, block, class)."""
+    return _inspection.grad_cam(block, target)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -304,10 +310,9 @@ def domain_note(loaded: pretrained.LoadedModel) -> str:
             f"once\"; offline, put its weights file in `{home}`), or load your own checkpoint.")
 
 
-def show_overlay(inspection: Inspection, view: BlockView, display: Display, caption: str = "") -> None:
-    """A block's map over the image with its colour scale and what the scale means; an empty map
-    (its note says why) leaves the image bare, as the downloaded figure does."""
-    shown = view.map
+def show_overlay(inspection: Inspection, shown: SpatialView, display: Display, caption: str = "") -> None:
+    """A map over the image with its colour scale and what the scale means; an empty map (its note
+    says why) leaves the image bare, as the downloaded figure does."""
     st.image(overlay(inspection.image, shown.values, cmap=display.cmap, alpha=0.0 if shown.note else display.alpha,
                      stretch=shown.stretched(display.stretch), cells=display.cells),
              width="stretch", caption=caption or None)
@@ -346,7 +351,12 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
     with c2:
         label = view.map.label
         st.markdown(f"**{label[0].upper() + label[1:]}** of `{view.name}` ({view.map.size})")
-        show_overlay(inspection, view, display)
+        show_overlay(inspection, view.map, display)
+    if st.toggle("Beside it: Grad-CAM, what raises a class's score", key="show_cam",
+                 help="Attribution (Selvaraju et al., ICCV 2017) at this block's output: where the features that "
+                      "raise the chosen class's score lie. Attention is what the block weights; attribution is "
+                      "what the prediction used. One backward pass per block and class."):
+        attribution(inspection, picture, model_key, view, display)
     st.subheader("What this block computes")
     st.markdown(inspection.formula(view.name))
     score = inspection.localisation(view.name, display.top_k)
@@ -354,6 +364,30 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
         st.metric("Localisation score on the object mask", "map is empty" if score != score else f"{score:.2f}",
                   help="Share of the map's mass inside the object mask divided by the mask's share of the "
                        "image: 1.0 is no better than uniform attention.")
+
+
+def attribution(inspection: Inspection, picture: Picture, model_key: str, view: BlockView, display: Display) -> None:
+    """The block's Grad-CAM for a class of the top 5, and how far it ranks the cells as the block's
+    own map does."""
+    top = inspection.predictions(5)
+    chosen = st.selectbox("Class", range(len(top)), key="cam_class",
+                          format_func=lambda i: f"{top[i].label} ({top[i].probability:.1%})")
+    target = top[chosen].index
+    cam = (in_session(("cam", picture.digest, model_key, view.name, target), lambda: inspection.grad_cam(view.name, target))
+           if inspection.model.source == "file" else cam_of(picture.digest, model_key, view.name, target, inspection))
+    rho = inspection.cam_agreement(view.name, cam, display.top_k)
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**{md(cam.label[0].upper() + cam.label[1:])}** at `{view.name}` ({cam.size})")
+        show_overlay(inspection, cam, display)
+    with right:
+        st.metric("Rank agreement with the block's map", "undefined (a flat map)" if rho != rho else f"{rho:+.2f}",
+                  help="Spearman's rank correlation over the map's cells: +1, both rank the cells in the same "
+                       "order; 0, unrelated; -1, opposite. It compares orders, so the gate's 0-1 scale and "
+                       "Grad-CAM's unnormalised one need no common scale.")
+        st.caption("High agreement says the block weights the places that the prediction uses; low agreement "
+                   "says its attention is spent elsewhere. Neither map proves what the model knows: Grad-CAM "
+                   "is one explanation method among several, sensitive to where it is taken.")
 
 
 def overview_page(inspection: Inspection, picture: Picture, model: pretrained.LoadedModel, model_key: str,
@@ -423,7 +457,7 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
                 st.caption("no attention blocks (baseline)")
                 continue
             view = result.view(result.stages[min(stage, len(result.stages)) - 1][-1], display.top_k)
-            show_overlay(result, view, display, caption=f"{view.name}: {view.map.label}")
+            show_overlay(result, view.map, display, caption=f"{view.name}: {view.map.label}")
 
 
 def intervene_page(inspection: Inspection, picture: Picture, model_key: str, display: Display) -> None:

@@ -19,11 +19,11 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from blocks import Capture, Intervention, capture_attention, interventions
+from blocks import Capture, Intervention, capture_attention, grad_cam, interventions
 from pretrained import LoadedModel, decode_image, frames_note
-from viz import channel_depth_figure, channel_weights_figure, spatial_grid_figure, spatial_view_figure
+from viz import SpatialView, channel_depth_figure, channel_weights_figure, spatial_grid_figure, spatial_view_figure
 
-from .agreement import channel_agreement
+from .agreement import channel_agreement, rank_agreement
 from .block_view import BlockView
 from .localisation import localisation_score
 from .teach import explain
@@ -92,6 +92,20 @@ class Inspection:
     def localisation(self, name: str, top_k: int = 5) -> float | None:
         """The block's map against the object mask (`lens.localisation_score`); None without a mask."""
         return None if self.mask is None else localisation_score(self.view(name, top_k).map.values, self.mask)
+
+    def grad_cam(self, name: str, target: int | None = None) -> SpatialView:
+        """Grad-CAM (Selvaraju et al., ICCV 2017) of class `target` (default: the top prediction) at
+        block `name`'s output, as a map to draw: attribution, stretched like any non-gate map."""
+        index = self.predictions(1)[0].index if target is None else target
+        values = grad_cam(self.model.model, self.x, name, index)[0].numpy()
+        label = f"Grad-CAM of '{self.model.labels[index]}'"
+        note = "" if values.any() else f"nothing at this block raises the score of '{self.model.labels[index]}' (all zero)"
+        return SpatialView(values, f"{label} (attribution, not attention)", False, "class evidence", note)
+
+    def cam_agreement(self, name: str, cam: SpatialView, top_k: int = 5) -> float:
+        """Spearman's rank correlation, over the map's cells, of the block's map (its gate, or where
+        its top-k channels fire) and an attribution map of the same block; NaN if either is flat."""
+        return rank_agreement(self.view(name, top_k).map.values, cam.values)
 
     # ---------- predictions and edits ----------
 

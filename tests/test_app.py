@@ -734,3 +734,27 @@ def test_five_checkpoint_uploads_in_a_row_hold_one_model():
     file_mb, *rss = map(float, out.stdout.split())
     model_mb = file_mb                                   # a state dict's file is its fp32 tensors
     assert max(rss[1:]) - rss[0] < model_mb + file_mb, (file_mb, rss)
+
+
+def test_block_view_shows_grad_cam_beside_the_map_with_their_rank_agreement():
+    from scipy.stats import spearmanr
+    from blocks import grad_cam
+    at = app()
+    at.toggle(key="show_cam").set_value(True).run()
+    assert_clean(at)
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    model, x = model_and_input(pretrained.DEFAULT_MODEL, data)
+    capture = capture_attention(model, x)
+    classes = [c for c, _ in capture.top_k(5)]
+    assert at.selectbox(key="cam_class").value == 0                     # the top prediction first
+    cam = grad_cam(model, x, "layer4.1", classes[0])[0].numpy()
+    gate = capture.layer("layer4.1").spatial[0].numpy()
+    rho = spearmanr(gate.ravel(), cam.ravel()).statistic
+    [metric] = [m for m in at.metric if m.label == "Rank agreement with the block's map"]
+    assert metric.value == f"{rho:+.2f}"
+    label = pretrained.load(pretrained.DEFAULT_MODEL).labels[classes[0]]
+    assert f"**Grad-CAM of '{label}' (attribution, not attention)** at `layer4.1` (4\u00a0x\u00a04)" in values(at.markdown)
+    at.selectbox(key="cam_class").set_value(2).run()                   # another class: its own map
+    cam = grad_cam(model, x, "layer4.1", classes[2])[0].numpy()
+    [metric] = [m for m in at.metric if m.label == "Rank agreement with the block's map"]
+    assert metric.value == f"{spearmanr(gate.ravel(), cam.ravel()).statistic:+.2f}"

@@ -117,3 +117,31 @@ def test_one_scale_rule_for_every_map():
     assert gate.scale_caption(False) == "0.00 to 1.00: gate value, fixed scale"
     assert gate.scale_caption(True) == "0.20 to 0.60: stretched to this map's range"     # the NaN cell skipped
     assert activity.scale_caption(False) == "1.00 to 3.00: stretched to this map's range"
+
+
+def test_grad_cam_beside_the_map_and_their_rank_agreement():
+    from scipy.stats import spearmanr
+    from blocks import grad_cam
+    lm = loaded("cbam")
+    inspection = inspect_image(lm, picture(3))
+    top = inspection.predictions(1)[0]
+    cam = inspection.grad_cam("layer3.1")
+    np.testing.assert_array_equal(cam.values, grad_cam(lm.model, inspection.x, "layer3.1", top.index)[0].numpy())
+    assert cam.label == f"Grad-CAM of '{top.label}' (attribution, not attention)" and not cam.absolute
+    other = inspection.grad_cam("layer3.1", target=(top.index + 1) % 3)
+    assert not np.array_equal(other.values, cam.values)
+    gate = inspection.view("layer3.1").map.values
+    expected = spearmanr(gate.ravel(), cam.values.ravel()).statistic
+    assert inspection.cam_agreement("layer3.1", cam) == pytest.approx(expected, abs=1e-12)
+
+
+def test_rank_agreement_counts_ties_like_spearman_and_refuses_other_shapes():
+    from scipy.stats import spearmanr
+    from lens.agreement import rank_agreement
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 3, (6, 6)).astype(float), rng.random((6, 6))
+    assert rank_agreement(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic, abs=1e-12)
+    assert rank_agreement(b, b) == pytest.approx(1.0) and rank_agreement(b, -b) == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement(np.zeros((6, 6)), b))                  # an empty map ranks nothing
+    with pytest.raises(ValueError, match=r"the maps must have the same cells: \[6, 6\] vs \[3, 12\]"):
+        rank_agreement(a, b.reshape(3, 12))
