@@ -235,6 +235,16 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     assert_inspected(page, "upload_test.png")
     assert os.path.getsize(shot) > 10_000
 
+    # Grad-CAM beside the gate: a toggle, then a second map and the rank agreement.
+    main.get_by_text("Beside it: Grad-CAM, what raises a class's score").click()
+    expect(main.get_by_text("Rank agreement with the block's map")).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+    expect(main.locator('[data-testid="stImageCaption"]', has_text="stretched to this map's range")).to_have_count(1)
+    assert_no_errors(page)
+    cam_shot = tmp_path / "grad_cam.png"
+    full_page_screenshot(page, cam_shot)
+    shutil.copyfile(cam_shot, SCREENSHOT_COPY.with_name("grad_cam.png"))
+
     # Downloads: a figure rendered on click, named after the image and the model.
     main.get_by_text("Downloads", exact=True).click()
     button = main.get_by_role("button", name="layer4.1 channel weights (PNG)")
