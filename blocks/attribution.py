@@ -13,20 +13,17 @@ masked inputs; map = ReLU(sum_k alpha_k A^k). No gradients, but one forward pass
 
 Both match pytorch-grad-cam (`GradCAM`, `ScoreCAM` with `ClassifierOutputTarget`) before its
 resizing and min-max scaling. Unlike it, they are safe on a model shared between threads: hooks
-are registered per call, act only for the context that registered them (a `ContextVar` token, as
-`blocks.capture`), and are removed in `finally`. Gradients come from `torch.autograd.grad` with
+are registered per call, act only for that call and are removed when it ends (`blocks.hooks`, as
+`blocks.capture`). Gradients come from `torch.autograd.grad` with
 respect to the hooked activations, so no parameter's `requires_grad` is touched and no `.grad`
 is written; the model runs in its current mode. Maps are on the CPU, float, not normalised.
 """
-from contextvars import ContextVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hooks import CallHooks
 from .sites import attention_sites
-
-_active: ContextVar[object | None] = ContextVar("attention_lens_attribution", default=None)
 
 
 def residual_blocks(model: nn.Module) -> list[str]:
@@ -129,11 +126,11 @@ def _forward(model: nn.Module, x: torch.Tensor, names: list[str], track: bool):
     """Run `model` on `x` once; return its logits and the outputs of the blocks `names`. With
     `track`, each output requires grad (made a leaf if nothing before it did), so autograd records
     everything after it -- including the attention scales, which then run out of place."""
-    token, seen = object(), {}
+    call, seen = CallHooks(), {}
 
     def keep(name):
         def hook(module, inputs, output):
-            if _active.get() is not token:
+            if not call.mine():
                 return None
             if track and not output.requires_grad:
                 output = output.detach().requires_grad_()
@@ -141,18 +138,10 @@ def _forward(model: nn.Module, x: torch.Tensor, names: list[str], track: bool):
             return output
         return hook
 
-    handles = []
-    try:
+    with call:
         for name in names:
-            handles.append(model.get_submodule(name).register_forward_hook(keep(name)))
-        reset = _active.set(token)
-        try:
-            logits = model(x)
-        finally:
-            _active.reset(reset)
-    finally:
-        for handle in handles:
-            handle.remove()
+            call.add(model.get_submodule(name), keep(name))
+        logits = call.run(model, x)
     missing = [n for n in names if n not in seen]
     if missing:
         raise ValueError(f"block(s) {', '.join(missing)} did not run in {type(model).__name__}'s forward pass")

@@ -5,20 +5,17 @@ legacy SENet `SEModule`): each attention module exposes its sigmoid gates as sub
 forward hook on a gate reads the attention without touching `forward` (the torch-cam pattern).
 
 Safe on a model shared between threads (one per browser session): hooks are registered per call
-and record only for the context that registered them (a `ContextVar` token), so concurrent
-captures never see each other's activations. Hooks are removed in `finally`; the model's
-`.training` flags and `requires_grad` are left as they were.
+and act only for the call that registered them (`blocks.hooks.CallHooks`), so concurrent
+captures never see each other's activations, and they are removed when the call ends; the
+model's `.training` flags and `requires_grad` are left as they were.
 """
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .hooks import CallHooks
 from .sites import ATTENTION_MODULES, AttentionSite, attention_sites
-
-_active: ContextVar[object | None] = ContextVar("attention_lens_capture", default=None)
-
 
 @dataclass(frozen=True)
 class AttentionRecord:
@@ -129,11 +126,11 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
     if not sites and require_attention:
         raise ValueError(f"{type(model).__name__} has no SE, ECA or CBAM attention blocks to capture "
                          f"(known modules: {', '.join(sorted(ATTENTION_MODULES))})")
-    token, seen = object(), {}
+    call, seen = CallHooks(), {}
 
     def recorder(key, transform):
         def hook(module, inputs, output):
-            if _active.get() is token:
+            if call.mine():
                 seen[key] = transform(output)
         return hook
 
@@ -149,33 +146,23 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
             return output.shape[2:], top.cpu(), maps.float().cpu()
         return transform
 
-    handles = []
-    try:
+    with call:
         for i, site in enumerate(sites):
-            handles.append(site.channel_gate.register_forward_hook(
-                recorder((i, "channel"), lambda o: o.reshape(o.shape[0], -1).float().cpu())))
+            call.add(site.channel_gate, recorder((i, "channel"), lambda o: o.reshape(o.shape[0], -1).float().cpu()))
             if site.spatial_gate is not None:
-                handles.append(site.spatial_gate.register_forward_hook(
-                    recorder((i, "spatial"), lambda o: o[:, 0].float().cpu())))
+                call.add(site.spatial_gate, recorder((i, "spatial"), lambda o: o[:, 0].float().cpu()))
             if channel_maps or site.spatial_gate is None:   # CBAM's spatial gate gives the size
-                handles.append(site.module.register_forward_hook(recorder((i, "output"), block_output(i))))
+                call.add(site.module, recorder((i, "output"), block_output(i)))
         if intervention is not None:
-            handles += _register_intervention(intervention, sites, seen, token)
-        reset = _active.set(token)
-        try:
-            with torch.inference_mode():
-                logits = model(x)
-        finally:
-            _active.reset(reset)
-    finally:
-        for handle in handles:
-            handle.remove()
+            _register_intervention(intervention, sites, seen, call)
+        with torch.inference_mode():
+            logits = call.run(model, x)
     return Capture(logits.float().cpu(), [_record(i, site, seen) for i, site in enumerate(sites)
                                           if (i, "channel") in seen],   # a module forward never ran: no record
                    tuple(x.shape[2:]))
 
 
-def _register_intervention(edit: Intervention, sites: list[AttentionSite], seen: dict, token) -> list:
+def _register_intervention(edit: Intervention, sites: list[AttentionSite], seen: dict, call: CallHooks) -> None:
     """Hooks that apply `edit`, registered after the recording hooks so records stay unedited."""
     names = [s.name for s in sites]
     if edit.block not in names:
@@ -184,23 +171,26 @@ def _register_intervention(edit: Intervention, sites: list[AttentionSite], seen:
     site = sites[i]
 
     def gate_off(module, inputs, output):
-        return torch.ones_like(output) if _active.get() is token else None
+        return torch.ones_like(output) if call.mine() else None
 
     def zero_top_k(module, inputs, output):                 # output: [B, C, h, w]
-        if _active.get() is not token:
+        if not call.mine():
             return None
         weights = seen[(i, "channel")]
         keep = torch.ones_like(weights).scatter_(1, strongest_channels(weights, edit.k), 0)
         return output * keep[:, :, None, None].to(output.device, output.dtype)
 
     if edit.mode == "zero_top_k":
-        return [site.module.register_forward_hook(zero_top_k)]
+        call.add(site.module, zero_top_k)
+        return
     if edit.mode == "spatial_gate_off" and site.spatial_gate is None:
         raise ValueError(f"{edit.block} is {site.kind.upper()}: it has no spatial gate to switch off; "
                          "use 'gate_off' or 'zero_top_k'")
     gates = {"gate_off": (site.channel_gate, site.spatial_gate), "channel_gate_off": (site.channel_gate,),
              "spatial_gate_off": (site.spatial_gate,)}[edit.mode]
-    return [g.register_forward_hook(gate_off) for g in gates if g is not None]
+    for gate in gates:
+        if gate is not None:
+            call.add(gate, gate_off)
 
 
 def _record(i: int, site: AttentionSite, seen: dict) -> AttentionRecord:
