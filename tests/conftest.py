@@ -1,4 +1,6 @@
 """Shared test fixtures: tiny seeded models, nothing downloaded."""
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -22,6 +24,15 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     return model
+
+
+def in_threads(work, n: int = 8) -> None:
+    """Run work(0) .. work(n - 1) on n threads at once, and wait for all of them."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 @pytest.fixture(params=KINDS)

@@ -2,18 +2,18 @@
 scaling) on our ResNets and timm's, targets, shapes, one forward + one backward for many blocks,
 nothing left on the model, and thread safety on one shared model."""
 import copy
-import threading
 
 import numpy as np
 import pytest
 import timm
 import torch
+
 from pytorch_grad_cam import GradCAM, ScoreCAM          # the reference (requirements-dev.txt)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from blocks import attention_resnet, grad_cam, grad_cams, residual_blocks, score_cam
-from tests.conftest import randomize_batchnorm
+from conftest import in_threads, randomize_batchnorm
 
 TOL = 1e-5
 
@@ -195,11 +195,7 @@ def test_one_shared_model_serves_8_threads_each_its_own_image():
         except Exception as error:                     # noqa: BLE001 -- reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work)
     assert not errors, errors
     for i, calls in enumerate(results):
         assert len(calls) == 25

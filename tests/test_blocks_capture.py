@@ -1,6 +1,5 @@
 """capture_attention: every block's gates in forward order, on our models and timm's; thread-safe;
 leaves the model exactly as it found it."""
-import threading
 
 import pytest
 import timm
@@ -8,6 +7,7 @@ import torch
 from torch import nn
 
 from blocks import Intervention, SEBlock, attention_resnet, capture_attention, strongest_channels
+from conftest import in_threads
 
 
 def gate_hooks(model):
@@ -159,11 +159,7 @@ def test_concurrent_captures_on_one_shared_model_never_mix(tiny_model):
             if not same:
                 failures.append(i)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker)
     assert failures == []
     assert all_hooks(tiny_model) == 0
 
