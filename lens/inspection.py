@@ -19,12 +19,13 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from blocks import Capture, Intervention, capture_attention, grad_cam, interventions
+from blocks import Capture, Intervention, capture_attention, grad_cams, interventions
 from pretrained import LoadedModel, decode_image, frames_note
 from viz import SpatialView, channel_depth_figure, channel_weights_figure, spatial_grid_figure, spatial_view_figure
 
 from .agreement import channel_agreement, rank_agreement
 from .block_view import BlockView
+from .export import attention_json, weights_csv
 from .localisation import localisation_score
 from .teach import explain
 
@@ -96,11 +97,17 @@ class Inspection:
     def grad_cam(self, name: str, target: int | None = None) -> SpatialView:
         """Grad-CAM (Selvaraju et al., ICCV 2017) of class `target` (default: the top prediction) at
         block `name`'s output, as a map to draw: attribution, stretched like any non-gate map."""
+        return self.grad_cams([name], target)[name]
+
+    def grad_cams(self, names: list[str] | None = None, target: int | None = None) -> dict[str, SpatialView]:
+        """`grad_cam` at every block of `names` (default: all), from one forward and one backward pass."""
         index = self.predictions(1)[0].index if target is None else target
-        values = grad_cam(self.model.model, self.x, name, index)[0].numpy()
-        label = f"Grad-CAM of '{self.model.labels[index]}'"
-        note = "" if values.any() else f"nothing at this block raises the score of '{self.model.labels[index]}' (all zero)"
-        return SpatialView(values, f"{label} (attribution, not attention)", False, "class evidence", note)
+        label = self.model.labels[index]
+        maps = grad_cams(self.model.model, self.x, names or self.block_names, index)
+        return {name: SpatialView(m[0].numpy(), f"Grad-CAM of '{label}' (attribution, not attention)", False,
+                                  "class evidence", "" if m.any() else
+                                  f"nothing at this block raises the score of '{label}' (all zero)")
+                for name, m in maps.items()}
 
     def cam_agreement(self, name: str, cam: SpatialView, top_k: int = 5) -> float:
         """Spearman's rank correlation, over the map's cells, of the block's map (its gate, or where
@@ -132,12 +139,11 @@ class Inspection:
 
     # ---------- exports ----------
 
-    def to_json(self, top_k: int = 5) -> dict:
-        from .export import attention_json
-        return attention_json(self, self._top_k(top_k))
+    def to_json(self, top_k: int = 5, cams: dict[str, SpatialView] | None = None) -> dict:
+        """Strict-JSON data (`lens.export.attention_json`); `cams`: Grad-CAM views to include."""
+        return attention_json(self, self._top_k(top_k), cams)
 
     def to_csv(self) -> str:
-        from .export import weights_csv
         return weights_csv(self)
 
     def channels_figure(self, name: str, *, sort: bool = False, top_k: int = 5) -> Figure:

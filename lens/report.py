@@ -18,14 +18,17 @@ import torch
 
 import pretrained
 from blocks import attention_sites
-from viz import figure_png
+from viz import figure_png, spatial_view_figure
 
 from .inspection import MAX_TOP_K, inspect_image
 
 
-def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int) -> Path:
-    """One image's report in `target`: a loop over the blocks of one inspection."""
+def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int,
+                 attribution: str = "none") -> Path:
+    """One image's report in `target`: a loop over the blocks of one inspection (with
+    `attribution="gradcam"`, each block's Grad-CAM of the top class beside it, from one backward pass)."""
     inspection = inspect_image(loaded, path.read_bytes(), path.name)
+    cams = inspection.grad_cams() if attribution == "gradcam" else None
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     inspection.image.save(target / "model_input.png")
     (target / "overview.png").write_bytes(figure_png(inspection.overview_figure(top_k=top_k, cmap=cmap), dpi))
@@ -35,7 +38,10 @@ def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap:
             inspection.channels_figure(name, top_k=top_k), dpi))
         (target / "blocks" / f"{name}_spatial.png").write_bytes(figure_png(
             inspection.map_figure(name, top_k=top_k, cmap=cmap), dpi))
-    (target / "attention.json").write_text(json.dumps(inspection.to_json(top_k), allow_nan=False))
+        if cams is not None:
+            (target / "blocks" / f"{name}_gradcam.png").write_bytes(figure_png(spatial_view_figure(
+                inspection.image, cams[name], cmap=cmap, title=f"{name}: {cams[name].label}"), dpi))
+    (target / "attention.json").write_text(json.dumps(inspection.to_json(top_k, cams), allow_nan=False))
     return target
 
 
@@ -84,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=5, metavar="K",
                         help="channels labelled in the charts, averaged in the SE/ECA maps and listed as "
                              f"top_channels in attention.json, 1 to {MAX_TOP_K} (default: %(default)s)")
+    parser.add_argument("--attribution", choices=["none", "gradcam"], default="none",
+                        help="gradcam: also each block's Grad-CAM of the top class (blocks/<block>_gradcam.png; "
+                             "grad_cam and grad_cam_agreement, Spearman's rank correlation with the block's map, "
+                             "in attention.json), from one backward pass per image (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
@@ -119,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         for path, folder in zip(args.images, report_folders(args.images)):
             try:
-                print(f"{path} -> {write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi)}")
+                written = write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi,
+                                       args.attribution)
+                print(f"{path} -> {written}")
             except (OSError, pretrained.ImageError) as e:
                 failed += 1
                 print(f"error: {path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}", file=sys.stderr)

@@ -203,3 +203,24 @@ def test_nan_from_a_diverged_model_is_null_in_strict_json():
     block = json.loads(text)["blocks"][0]
     assert block["channel_weights"] == [None, 0.5] and block["spatial"] == [[0.2, None]]
     assert [p["probability"] for p in data["predictions"]] == [None, None]   # softmax of NaN is NaN
+
+
+def test_attribution_gradcam_adds_each_blocks_map_and_its_agreement(tmp_path, model_file):
+    from scipy.stats import spearmanr
+    from blocks import grad_cam
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "out"
+    assert report.main([str(photo), "--model", str(model_file), "--out", str(out), "--attribution", "gradcam",
+                        "--input-size", "64"]) == 0
+    data = json.loads((out / "photo" / "attention.json").read_text())
+    lm = pretrained.load(str(model_file)).configured(64)
+    x = lm.preprocess(Image.open(photo).convert("RGB"))[None]
+    top = data["predictions"][0]
+    assert data["grad_cam_of"] == f"Grad-CAM of '{top['label']}' (attribution, not attention)"
+    for block in data["blocks"]:
+        cam = grad_cam(lm.model, x, block["name"], top["class"])[0].numpy()
+        np.testing.assert_allclose(block["grad_cam"], cam, atol=2e-6)
+        expected = spearmanr(np.asarray(block["spatial"]).ravel(), cam.ravel()).statistic
+        assert block["grad_cam_agreement"] == pytest.approx(expected, abs=2e-6)
+        assert (out / "photo" / "blocks" / f"{block['name']}_gradcam.png").read_bytes()[:4] == b"\x89PNG"
