@@ -4,16 +4,19 @@
 
 `streamlit run app.py` serves the same app, but runs nothing until a browser connects: the first
 visitor then waits while PyTorch is imported, the default model is loaded and its first forward
-pass runs. Here the server starts as usual and, in the background, imports PyTorch and the
-library at once, then asks Streamlit's script health check (`/_stcore/script-health-check`, enabled in `.streamlit/config.toml`) to run `app.py` once:
-that run imports everything and fills the process-wide caches (`st.cache_resource`) with the
-default model and the default page's inspection, which every session then shares. A failed
+pass runs. Here the server imports PyTorch and the library and runs the default model once
+before it accepts connections (so that work never competes with serving a browser), then asks
+Streamlit's script health check (`/_stcore/script-health-check`, enabled in
+`.streamlit/config.toml`) to run `app.py` once: that run fills the process-wide caches
+(`st.cache_resource`) with the default model and the default page's inspection, which every
+session then shares. A failed
 warm-up is only logged; the page then loads on first visit, as with `streamlit run app.py`.
 """
 import threading
 import time
 import urllib.request
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import streamlit as st
 from streamlit.logger import get_logger
@@ -23,13 +26,20 @@ POLL_S = 0.2
 log = get_logger("attention_lens.serve")
 
 
-def warm_up() -> None:
-    """Import what the app needs at once (PyTorch, timm: most of a cold start, overlapping the
-    server's own start and the browser's page load), then, once the server answers, run the app
-    script once through the script health check."""
-    import pretrained  # noqa: F401  (the import is the warm-up)
-    import lens  # noqa: F401
-    pretrained.available()                   # imports timm for its model list
+def load_everything() -> None:
+    """Import PyTorch, timm and the library, and run the default model once: most of a cold start.
+    Done before the server accepts connections, so it never competes (for the GIL) with serving a
+    browser its page."""
+    import lens
+    import pretrained
+    pretrained.available()                                       # imports timm for its model list
+    model = pretrained.load(pretrained.DEFAULT_MODEL)
+    lens.inspect_image(model, Path(__file__).parent / "assets" / "shapes-circle.png")
+
+
+def warm_page() -> None:
+    """Once the server answers, run the app script once through the script health check: that run
+    fills the process-wide caches with the default model and the default page's inspection."""
     port = st.get_option("server.port")
     base = f"http://127.0.0.1:{port}{('/' + st.get_option('server.baseUrlPath').strip('/')).rstrip('/')}"
     deadline = time.monotonic() + WARM_UP_S
@@ -48,7 +58,8 @@ def warm_up() -> None:
 
 @asynccontextmanager
 async def lifespan(_app):
-    threading.Thread(target=warm_up, name="attention-lens-warm-up", daemon=True).start()
+    load_everything()
+    threading.Thread(target=warm_page, name="attention-lens-warm-up", daemon=True).start()
     yield
 
 
