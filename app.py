@@ -27,6 +27,7 @@ frame()
 with st.spinner("Starting: loading PyTorch and the models..."):
     import pretrained  # noqa: E402  (after the frame: the first page shows at once)
     from lens import MAX_TOP_K, BlockView, Inspection, inspect_image  # noqa: E402
+    from lens.localisation import MEASURES  # noqa: E402
     from viz import SpatialView, colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
     from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
 
@@ -359,11 +360,25 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
         attribution(inspection, picture, model_key, view, display)
     st.subheader("What this block computes")
     st.markdown(inspection.formula(view.name))
-    score = inspection.localisation(view.name, display.top_k)
-    if score is not None:
-        st.metric("Localisation score on the object mask", "map is empty" if score != score else f"{score:.2f}",
-                  help="Share of the map's mass inside the object mask divided by the mask's share of the "
-                       "image: 1.0 is no better than uniform attention.")
+    if inspection.mask is not None:
+        top = inspection.predictions(1)[0].index
+        rows = inspection.localisation(view.name, display.top_k, block_cam(inspection, picture, model_key, view.name, top))
+        st.subheader("On the object? Against baselines")
+        st.dataframe(rows, hide_index=True, width="stretch",                  # plain text cells: no markdown
+                     column_config={m: st.column_config.NumberColumn(m, format="%.2f") for m in MEASURES})
+        st.caption("Each map upsampled onto the image and scored against the object's mask. Mass ratio: the "
+                   "share of the map's mass on the object over the object's share of the image (1 = uniform). "
+                   "Pointing game: whether its highest point is on the object. AUC: the chance that an object "
+                   "pixel outranks a background pixel (0.5 = chance). A map that does not beat the centred "
+                   "Gaussian has not shown that it found the object: objects tend to sit near the middle, and "
+                   "a bump there, which looks at nothing, scores well.")
+
+
+def block_cam(inspection: Inspection, picture: Picture, model_key: str, block: str, target: int) -> SpatialView:
+    """The block's Grad-CAM of class `target`, computed once per (image, model, block, class)."""
+    if inspection.model.source == "file":
+        return in_session(("cam", picture.digest, model_key, block, target), lambda: inspection.grad_cam(block, target))
+    return cam_of(picture.digest, model_key, block, target, inspection)
 
 
 def attribution(inspection: Inspection, picture: Picture, model_key: str, view: BlockView, display: Display) -> None:
@@ -372,9 +387,7 @@ def attribution(inspection: Inspection, picture: Picture, model_key: str, view: 
     top = inspection.predictions(5)
     chosen = st.selectbox("Class", range(len(top)), key="cam_class",
                           format_func=lambda i: f"{top[i].label} ({top[i].probability:.1%})")
-    target = top[chosen].index
-    cam = (in_session(("cam", picture.digest, model_key, view.name, target), lambda: inspection.grad_cam(view.name, target))
-           if inspection.model.source == "file" else cam_of(picture.digest, model_key, view.name, target, inspection))
+    cam = block_cam(inspection, picture, model_key, view.name, top[chosen].index)
     rho = inspection.cam_agreement(view.name, cam, display.top_k)
     left, right = st.columns(2)
     with left:

@@ -26,7 +26,7 @@ from viz import SpatialView, channel_depth_figure, channel_weights_figure, spati
 from .agreement import channel_agreement, rank_agreement
 from .block_view import BlockView
 from .export import attention_json, weights_csv
-from .localisation import localisation_score
+from .localisation import localisation_table
 from .teach import explain
 
 MAX_TOP_K = 32     # channel maps kept per block: the largest top-k a view can ask for
@@ -90,9 +90,15 @@ class Inspection:
         view = self.view(name)
         return explain(self.model.model.get_submodule(view.module), view, self.model.model)
 
-    def localisation(self, name: str, top_k: int = 5) -> float | None:
-        """The block's map against the object mask (`lens.localisation_score`); None without a mask."""
-        return None if self.mask is None else localisation_score(self.view(name, top_k).map.values, self.mask)
+    def localisation(self, name: str, top_k: int = 5, cam: SpatialView | None = None) -> list[dict] | None:
+        """The block's map -- and `cam`, its Grad-CAM, when given -- against the object mask, beside a
+        centred Gaussian and a uniform map: mass ratio, pointing game and AUC per map
+        (`lens.localisation`); None without a mask."""
+        if self.mask is None:
+            return None
+        view = self.view(name, top_k)
+        maps = {view.map.label: view.map.values, **({cam.label: cam.values} if cam is not None else {})}
+        return localisation_table(maps, self.mask)
 
     def grad_cam(self, name: str, target: int | None = None) -> SpatialView:
         """Grad-CAM (Selvaraju et al., ICCV 2017) of class `target` (default: the top prediction) at

@@ -105,7 +105,16 @@ def test_default_page_needs_no_action():
     assert len(at.get("image")) == 3                  # the model view, the spatial map, its colour scale
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
-    assert at.metric[0].label == "Localisation score on the object mask" and float(at.metric[0].value) > 0
+    [table] = [d.value for d in at.dataframe if "pointing game" in d.value.columns]   # the sample has a mask
+    assert table["map"].tolist() == ["spatial attention (CBAM gate)", f"Grad-CAM of '{first['label']}' "
+                                     "(attribution, not attention)", "centred Gaussian (baseline)", "uniform (baseline)"]
+    mask = pretrained.load(pretrained.DEFAULT_MODEL).preprocess.mask(Image.open(ASSETS / first["mask"]))
+    gate = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / first["file"]).read_bytes())
+                             ).layers[-1].spatial[0].numpy()
+    from sklearn.metrics import roc_auc_score
+    from viz import upsample
+    assert table["AUC"][0] == pytest.approx(roc_auc_score(mask.ravel(), upsample(gate, mask.shape).ravel()), abs=1e-9)
+    assert table["AUC"][3] == 0.5 and table["mass ratio"][3] == pytest.approx(1.0)
     assert at.file_uploader(key="image").value is None          # the uploader is on the page at once
     w = capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / first["file"]).read_bytes())
                           ).layers[-1].channel[0].numpy()

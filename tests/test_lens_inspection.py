@@ -95,8 +95,14 @@ def test_localisation_uses_the_mask_resized_and_cropped_with_the_image():
     expected[16:48, 18:50] = True             # rows 20..60 x 0.8, columns 30..70 x 0.8 - 6
     np.testing.assert_array_equal(inspection.mask, expected)
     gate = inspection.view("layer2.0").map.values
-    from lens import localisation_score
-    assert inspection.localisation("layer2.0") == localisation_score(gate, inspection.mask)
+    from lens import auc, localisation_score, pointing_game
+    cam = inspection.grad_cam("layer2.0")
+    rows = inspection.localisation("layer2.0", cam=cam)
+    assert [r["map"] for r in rows] == ["spatial attention (CBAM gate)", cam.label, "centred Gaussian (baseline)",
+                                        "uniform (baseline)"]
+    assert rows[0] == {"map": "spatial attention (CBAM gate)", "mass ratio": localisation_score(gate, inspection.mask),
+                       "pointing game": pointing_game(gate, inspection.mask), "AUC": auc(gate, inspection.mask)}
+    assert rows[1]["AUC"] == auc(cam.values, inspection.mask)
     assert inspect_image(lm, picture()).localisation("layer2.0") is None
 
 
