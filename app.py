@@ -81,6 +81,12 @@ def cam_of(digest: str, model_key: str, block: str, target: int, _inspection: In
     return _inspection.grad_cam(block, target)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def sanity_of(digest: str, model_key: str, block: str, _inspection: Inspection) -> dict[str, float]:
+    """The cascading-randomisation check of one block: a model copy per call, numbers kept."""
+    return _inspection.sanity_check(block)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_k: int, _weights) -> dict:
     """The block's Vega-Lite chart, built once per (image, model, block, sort, top-k): building
@@ -358,6 +364,10 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
                       "raise the chosen class's score lie. Attention is what the block weights; attribution is "
                       "what the prediction used. One backward pass per block and class."):
         attribution(inspection, picture, model_key, view, display)
+    if st.toggle("Sanity check: re-initialise the weights from this block on", key="sanity",
+                 help="Adebayo et al., NeurIPS 2018: run the image through a copy of the model whose weights from "
+                      "this block to the classifier are random, and see how much each map changes."):
+        sanity(inspection, picture, model_key, view)
     st.subheader("What this block computes")
     st.markdown(inspection.formula(view.name))
     if inspection.mask is not None:
@@ -401,6 +411,23 @@ def attribution(inspection: Inspection, picture: Picture, model_key: str, view: 
         st.caption("High agreement says the block weights the places that the prediction uses; low agreement "
                    "says its attention is spent elsewhere. Neither map proves what the model knows: Grad-CAM "
                    "is one explanation method among several, sensitive to where it is taken.")
+
+
+def sanity(inspection: Inspection, picture: Picture, model_key: str, view: BlockView) -> None:
+    """How much the block's map and its Grad-CAM change when what the model learned from the block
+    on is replaced by random weights (the shared model is untouched: a copy is randomised)."""
+    with st.spinner("Running the image through a randomised copy of the model..."):
+        result = (in_session(("sanity", picture.digest, model_key, view.name), lambda: inspection.sanity_check(view.name))
+                  if inspection.model.source == "file" else sanity_of(picture.digest, model_key, view.name, inspection))
+    left, right = st.columns(2)
+    for column, (key, what) in zip((left, right), (("map", "the block's map"), ("grad_cam", "Grad-CAM of the top class"))):
+        rho = result[key]
+        column.metric(f"Rank agreement of {what}, trained vs randomised",
+                      "undefined (a flat map)" if rho != rho else f"{rho:+.2f}")
+    st.caption("Near +1: the map hardly changed when the weights from this block on were replaced by random "
+               "ones, so it does not show what the model learned there (it may reflect the image, or the "
+               "architecture). Near 0: the map depends on the learned weights. Passing says a map is not "
+               "independent of the model; it does not say the map explains the model.")
 
 
 def overview_page(inspection: Inspection, picture: Picture, model: pretrained.LoadedModel, model_key: str,

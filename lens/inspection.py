@@ -10,6 +10,7 @@ An `Inspection` is immutable and holds one forward pass (`blocks.capture_attenti
 drop the batch index.
 """
 import os
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -120,6 +121,18 @@ class Inspection:
         its top-k channels fire) and an attribution map of the same block; NaN if either is flat."""
         return rank_agreement(self.view(name, top_k).map.values, cam.values)
 
+    def sanity_check(self, name: str, seed: int = 0) -> dict[str, float]:
+        """Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018), cascading randomisation:
+        the same image through a copy of the model whose weights from block `name` onward are
+        re-initialised (seeded). Returns the rank agreement of the block's map and of its Grad-CAM
+        (same class) with the trained model's: a map that barely changes does not depend on what the
+        model learned from that block on. The shared model is never touched."""
+        top = self.predictions(1)[0].index
+        randomised = replace(self.model, model=randomised_from(self.model.model, name, seed))
+        other = replace(self, model=randomised, capture=_capture(randomised, self.x))
+        return {"map": rank_agreement(self.view(name).map.values, other.view(name).map.values),
+                "grad_cam": rank_agreement(self.grad_cam(name, top).values, other.grad_cam(name, top).values)}
+
     # ---------- predictions and edits ----------
 
     def predictions(self, k: int = 5) -> list[Prediction]:
@@ -171,6 +184,23 @@ class Inspection:
 
     def depth_figure(self) -> Figure:
         return channel_depth_figure(self.block_names, [r.channel[0] for r in self.capture.layers])
+
+
+def randomised_from(model: torch.nn.Module, block: str, seed: int = 0) -> torch.nn.Module:
+    """A copy of `model` whose modules from `block` on (in registration order, which is forward
+    order in a ResNet: the block, every later block, the classifier) get fresh initial weights."""
+    copy = deepcopy(model)
+    names = [n for n, _ in copy.named_modules()]
+    if block not in names:
+        raise ValueError(f"no module named {block!r} in the model")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _, module in list(copy.named_modules())[names.index(block):]:
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+    return copy
 
 
 def _capture(model: LoadedModel, x: torch.Tensor, edit: Intervention | None = None) -> Capture:

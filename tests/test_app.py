@@ -767,3 +767,20 @@ def test_block_view_shows_grad_cam_beside_the_map_with_their_rank_agreement():
     cam = grad_cam(model, x, "layer4.1", classes[2])[0].numpy()
     [metric] = [m for m in at.metric if m.label == "Rank agreement with the block's map"]
     assert metric.value == f"{spearmanr(gate.ravel(), cam.ravel()).statistic:+.2f}"
+
+
+def test_sanity_check_shows_how_much_each_map_changes_on_a_randomised_copy():
+    at = app()
+    at.toggle(key="sanity").set_value(True).run()
+    assert_clean(at)
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    loaded = pretrained.load(pretrained.DEFAULT_MODEL)
+    from lens import inspect_image
+    expected = inspect_image(loaded, data).sanity_check("layer4.1")
+    shown = {m.label: m.value for m in at.metric}
+    for key, what in (("map", "the block's map"), ("grad_cam", "Grad-CAM of the top class")):
+        value = expected[key]
+        assert shown[f"Rank agreement of {what}, trained vs randomised"] == (
+            "undefined (a flat map)" if value != value else f"{value:+.2f}")
+    at.run()                                                             # the shared model is unchanged
+    assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))

@@ -1,5 +1,6 @@
 """lens.Inspection: one image through one model, per block without the batch index."""
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -151,3 +152,28 @@ def test_rank_agreement_counts_ties_like_spearman_and_refuses_other_shapes():
     assert np.isnan(rank_agreement(np.zeros((6, 6)), b))                  # an empty map ranks nothing
     with pytest.raises(ValueError, match=r"the maps must have the same cells: \[6, 6\] vs \[3, 12\]"):
         rank_agreement(a, b.reshape(3, 12))
+
+
+def test_sanity_check_randomises_a_copy_and_measures_how_much_the_maps_change():
+    from lens.agreement import rank_agreement
+    from lens.inspection import randomised_from
+    lm = loaded("cbam")
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    inspection = inspect_image(lm, picture(5))
+    result = inspection.sanity_check("layer3.0")
+    assert all(torch.equal(v, lm.model.state_dict()[k]) for k, v in before.items())     # the shared model untouched
+    copy = randomised_from(lm.model, "layer3.0", seed=0)
+    changed = [k for k, v in copy.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(k.startswith(("layer3.", "layer4.", "fc.")) for k in changed)   # from the block on
+    assert any(k.startswith("layer3.0.") for k in changed) and any(k.startswith("fc.") for k in changed)
+    other = replace(lm, model=copy)
+    again = inspect_image(other, picture(5))
+    top = inspection.predictions(1)[0].index
+    assert result == {"map": rank_agreement(inspection.view("layer3.0").map.values, again.view("layer3.0").map.values),
+                      "grad_cam": rank_agreement(inspection.grad_cam("layer3.0", top).values,
+                                                 again.grad_cam("layer3.0", top).values)}
+    assert result["grad_cam"] < 0.9                                     # Grad-CAM depends on the weights
+    # a map the randomised weights cannot reach (a block before them) stays exactly the same
+    later = inspect_image(replace(lm, model=randomised_from(lm.model, "layer4.0")), picture(5))
+    assert rank_agreement(inspection.view("layer2.0").map.values, later.view("layer2.0").map.values) == pytest.approx(1.0)
+    np.testing.assert_array_equal(inspection.view("layer2.0").map.values, later.view("layer2.0").map.values)
