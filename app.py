@@ -483,6 +483,8 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
         inspection.stage_of(chosen_block) if chosen_block in inspection.block_names else len(stages) - 1))
     if len(chosen) < 2:
         st.info("Choose two or three models above to see them side by side.")
+    kinds = st.empty()                                 # filled once the maps are known
+    shown = []
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         with column:
             st.markdown(f"**{md(name)}**")
@@ -497,7 +499,17 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
                 st.caption("no attention blocks (baseline)")
                 continue
             view = result.view(result.stages[min(stage, len(result.stages)) - 1][-1], display.top_k)
+            shown.append(view.map)
             show_overlay(result, view.map, display, caption=f"{view.name}: {view.map.label}")
+            st.vega_lite_chart(channel_chart_spec(picture.digest, key, view.name, display.sort, display.top_k,
+                                                  view.weights), width="stretch")
+            st.caption(f"{view.kind.upper()} block `{view.name}`: {result.parameters(view.name):,} parameters, "
+                       f"{view.channels} channel weights")
+    if len({m.absolute for m in shown}) > 1:
+        kinds.info("These maps are not the same kind of quantity: a CBAM gate is a weight between 0 and 1, drawn "
+                   "on a fixed scale, while SE and ECA have no spatial gate, so their map shows where the "
+                   "most-weighted channels fire, stretched to its own range. Compare where each map is high, not "
+                   "its colours across models.")
 
 
 def intervene_page(inspection: Inspection, picture: Picture, model_key: str, display: Display) -> None:

@@ -323,7 +323,7 @@ def test_compare_three_models_side_by_side():
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
     for i, name in enumerate(chosen):
         assert_same_predictions(shown_predictions(at, 1 + i), expected_predictions(name, data, k=3))
-    assert not at.info
+    assert not any(i.startswith("Choose two") for i in values(at.info))
     labelled(at.multiselect, "Models to compare (2 or 3)").set_value(chosen[:1]).run()
     assert_clean(at)
     assert values(at.info) == ["Choose two or three models above to see them side by side."]
@@ -784,3 +784,25 @@ def test_sanity_check_shows_how_much_each_map_changes_on_a_randomised_copy():
             "undefined (a flat map)" if value != value else f"{value:+.2f}")
     at.run()                                                             # the shared model is unchanged
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
+
+
+def test_compare_says_when_maps_differ_in_kind_and_shows_charts_and_parameter_counts():
+    at = app()
+    at.segmented_control(key="view").set_value("Compare").run()
+    assert_clean(at)
+    chosen = labelled(at.multiselect, "Models to compare (2 or 3)").value
+    assert chosen == ["se-resnet18-shapes", "eca-resnet18-shapes", "cbam-resnet18-shapes"]
+    assert values(at.info) == ["These maps are not the same kind of quantity: a CBAM gate is a weight between 0 and "
+                               "1, drawn on a fixed scale, while SE and ECA have no spatial gate, so their map shows "
+                               "where the most-weighted channels fire, stretched to its own range. Compare where each "
+                               "map is high, not its colours across models."]
+    counts = {}
+    for name in chosen:
+        model = pretrained.load(name).model
+        counts[name] = sum(p.numel() for p in model.layer4[1].attn.parameters())
+    captions = [c for c in values(at.caption) if c.endswith("channel weights") and " parameters, " in c]
+    assert captions == [f"{n.split('-')[0].upper()} block `layer4.1`: {counts[n]:,} parameters, 128 channel weights"
+                        for n in chosen]
+    assert len(at.get("vega_lite_chart")) == 3
+    labelled(at.multiselect, "Models to compare (2 or 3)").set_value(["se-resnet18-shapes", "eca-resnet18-shapes"]).run()
+    assert not at.info                                                  # two activity maps: the same kind
