@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def finished(page) -> None:
     """The default page is done: predictions drawn and Streamlit no longer running."""
-    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=TIMEOUT_MS)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidget"]')""",
                            timeout=TIMEOUT_MS)
 

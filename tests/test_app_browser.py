@@ -204,7 +204,7 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     page.goto(app_url, timeout=FIRST_RENDER_MS)
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_role("heading", name="Predictions")).to_be_visible(timeout=FIRST_RENDER_MS)
-    expect(main.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=FIRST_RENDER_MS)
+    expect(main.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=FIRST_RENDER_MS)
     wait_idle(page, FIRST_RENDER_MS)
     assert_no_errors(page)
 
