@@ -26,7 +26,7 @@ The mask is the object's *visible* pixels: clutter drawn over the object is not 
 other draw as it was: the same indices give the same scenes, changed in that factor only.
 """
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -240,7 +240,7 @@ def _render_v1(seed: int, index: int, size: int) -> ShapeSample:
                        Attributes(extent=2 * radius / size))
 
 
-@cache
+@lru_cache(maxsize=8)          # the bundled photos, by name: not a user's key
 def _photo(name: str) -> Image.Image:
     with Image.open(ASSETS / name) as im:
         return im.convert("RGB")

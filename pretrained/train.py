@@ -104,6 +104,12 @@ def _data(seed: int, count: int, recipe: Recipe) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray     # numpy 2 / 1.26
+# what np.random.get_state() pickles: the only objects besides tensors a training checkpoint holds,
+# so a checkpoint is read with weights_only=True like any other file
+NUMPY_RNG_STATE = [_MULTIARRAY._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 class RecipeMismatch(SystemExit):
     """A checkpoint exists for this model but was made with another recipe."""
 
@@ -111,7 +117,8 @@ class RecipeMismatch(SystemExit):
 def _load_checkpoint(path: Path, attention: str | None, recipe: Recipe) -> dict | None:
     if not path.exists():
         return None
-    state = torch.load(path, weights_only=False)
+    with torch.serialization.safe_globals(NUMPY_RNG_STATE):
+        state = torch.load(path, weights_only=True)
     ours = {"attention": attention, **asdict(recipe)}
     theirs = {"attention": state["attention"], **state["recipe"]}
     differ = [f"{k}: checkpoint {theirs.get(k)!r}, now {v!r}" for k, v in ours.items() if theirs.get(k) != v]
