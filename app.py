@@ -8,7 +8,7 @@ import gc
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -47,6 +47,7 @@ KEPT_DIGESTS = 8             # upload hashes remembered per session
 KEPT_RESULTS = 6             # inspections with a user's checkpoint kept per session
 SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
          "spatial_gate_off": "only its spatial gate off", "zero_top_k": "zero its top-{k} channels"}
 
@@ -79,6 +80,12 @@ def edited(digest: str, model_key: str, edit: tuple, _inspection: Inspection) ->
 def cam_of(digest: str, model_key: str, block: str, target: int, _inspection: Inspection):
     """Grad-CAM of one class at one block: one backward pass per (image, model, block, class)."""
     return _inspection.grad_cam(block, target)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def cams_of(digest: str, model_key: str, target: int, _inspection: Inspection) -> dict:
+    """Grad-CAM of one class at every block: one backward pass per (image, model, class)."""
+    return _inspection.grad_cams(None, target)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -430,9 +437,24 @@ def sanity(inspection: Inspection, picture: Picture, model_key: str, view: Block
                "independent of the model; it does not say the map explains the model.")
 
 
+def choose_map() -> str:
+    """Which map the Overview and Compare draw: the blocks' own, or Grad-CAM of the top class."""
+    return st.radio("Map", list(MAPS), format_func=MAPS.get, horizontal=True, key="map_kind")
+
+
+def with_cams(inspection: Inspection, picture: Picture, model_key: str, views: dict) -> dict:
+    """`views` with each block's map replaced by its Grad-CAM of the top class (one backward pass)."""
+    top = inspection.predictions(1)[0].index
+    cams = (in_session(("cams", picture.digest, model_key, top), lambda: inspection.grad_cams(None, top))
+            if inspection.model.source == "file" else cams_of(picture.digest, model_key, top, inspection))
+    return {name: replace(view, map=cams[name]) for name, view in views.items()}
+
+
 def overview_page(inspection: Inspection, picture: Picture, model: pretrained.LoadedModel, model_key: str,
                   display: Display) -> None:
     views = {v.name: v for v in inspection.views(display.top_k)}
+    if choose_map() == "gradcam":
+        views = with_cams(inspection, picture, model_key, views)
     fixed = shared_scale([v.map for v in views.values()], display.stretch)
     st.markdown(f"**All blocks** -- {views[inspection.block_names[-1]].map.label}")
     st.columns(2)[0].image(colorbar_strip(display.cmap), width="stretch", caption=(
@@ -484,6 +506,7 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
     if len(chosen) < 2:
         st.info("Choose two or three models above to see them side by side.")
     kinds = st.empty()                                 # filled once the maps are known
+    cams = choose_map() == "gradcam"
     shown = []
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         with column:
@@ -499,6 +522,8 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
                 st.caption("no attention blocks (baseline)")
                 continue
             view = result.view(result.stages[min(stage, len(result.stages)) - 1][-1], display.top_k)
+            if cams:
+                view = with_cams(result, picture, key, {view.name: view})[view.name]
             shown.append(view.map)
             show_overlay(result, view.map, display, caption=f"{view.name}: {view.map.label}")
             st.vega_lite_chart(channel_chart_spec(picture.digest, key, view.name, display.sort, display.top_k,

@@ -807,3 +807,21 @@ def test_compare_says_when_maps_differ_in_kind_and_shows_charts_and_parameter_co
     assert len(at.get("vega_lite_chart")) == 3
     labelled(at.multiselect, "Models to compare (2 or 3)").set_value(["se-resnet18-shapes", "eca-resnet18-shapes"]).run()
     assert not at.info                                                  # two activity maps: the same kind
+
+
+def test_overview_and_compare_can_draw_grad_cam_instead_of_the_blocks_maps():
+    at = app()
+    at.segmented_control(key="view").set_value("Overview").run()
+    at.radio(key="map_kind").set_value("gradcam").run()
+    assert_clean(at)
+    data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
+    labels = pretrained.load(pretrained.DEFAULT_MODEL).labels
+    top = labels[capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, data)).top_k(1)[0][0]]
+    assert f"**All blocks** -- Grad-CAM of '{top}' (attribution, not attention)" in values(at.markdown)
+    assert image_captions(at)[1].startswith("low to high of each map: every map is stretched")
+    assert len([c for c in image_captions(at) if c.startswith("layer")]) == 8
+    at.segmented_control(key="view").set_value("Compare").run()              # the choice carries over
+    assert_clean(at)
+    assert at.radio(key="map_kind").value == "gradcam"
+    assert not at.info                                                        # every map is Grad-CAM: one kind
+    assert all("Grad-CAM of '" in c for c in image_captions(at) if c.startswith("layer4.1: "))
