@@ -207,6 +207,8 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     expect(main.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=FIRST_RENDER_MS)
     wait_idle(page, FIRST_RENDER_MS)
     assert_no_errors(page)
+    expect(main.get_by_role("heading", name="On the object? Against baselines")).to_be_visible()   # a masked sample
+    expect(main.locator('[data-testid="stDataFrame"]')).to_have_count(2)                         # + the table
 
     # The image uploader is on the page at once: no click before dropping a file.
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -244,6 +246,15 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     cam_shot = tmp_path / "grad_cam.png"
     full_page_screenshot(page, cam_shot)
     shutil.copyfile(cam_shot, SCREENSHOT_COPY.with_name("grad_cam.png"))
+
+    # The sanity check: the same block on a randomised copy of the model, two agreements.
+    main.get_by_text("Sanity check: re-initialise the weights from this block on").click()
+    expect(main.get_by_text("Rank agreement of the block's map, trained vs randomised")).to_be_visible(timeout=RERUN_MS)
+    expect(main.get_by_text("Rank agreement of Grad-CAM of the top class, trained vs randomised")).to_be_visible()
+    wait_idle(page)
+    assert_no_errors(page)
+    full_page_screenshot(page, tmp_path / "sanity.png")
+    shutil.copyfile(tmp_path / "sanity.png", SCREENSHOT_COPY.with_name("sanity.png"))
 
     # Downloads: a figure rendered on click, named after the image and the model.
     main.get_by_text("Downloads", exact=True).click()
