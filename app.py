@@ -89,9 +89,9 @@ def cams_of(digest: str, model_key: str, target: int, _inspection: Inspection) -
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def sanity_of(digest: str, model_key: str, block: str, _inspection: Inspection) -> dict[str, float]:
+def sanity_of(digest: str, model_key: str, block: str, _inspection: Inspection, _cam: SpatialView) -> dict[str, float]:
     """The cascading-randomisation check of one block: a model copy per call, numbers kept."""
-    return _inspection.sanity_check(block)
+    return _inspection.sanity_check(block, cam=_cam)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -148,9 +148,14 @@ def remembered(store: str, key, compute, keep: int):
     kept = st.session_state.setdefault(store, {})
     if key not in kept:
         kept[key] = compute()
-        while len(kept) > keep:
-            kept.pop(next(iter(kept)))
+        trim(kept, keep)
     return kept[key]
+
+
+def trim(store: dict, keep: int) -> None:
+    """Drop the oldest entries of `store` beyond the last `keep`."""
+    while len(store) > keep:
+        store.pop(next(iter(store)))
 
 
 def upload_digest(upload) -> str:
@@ -424,8 +429,10 @@ def sanity(inspection: Inspection, picture: Picture, model_key: str, view: Block
     """How much the block's map and its Grad-CAM change when what the model learned from the block
     on is replaced by random weights (the shared model is untouched: a copy is randomised)."""
     with st.spinner("Running the image through a randomised copy of the model..."):
-        result = (in_session(("sanity", picture.digest, model_key, view.name), lambda: inspection.sanity_check(view.name))
-                  if inspection.model.source == "file" else sanity_of(picture.digest, model_key, view.name, inspection))
+        cam = block_cam(inspection, picture, model_key, view.name, inspection.predictions(1)[0].index)  # cached
+        result = (in_session(("sanity", picture.digest, model_key, view.name),
+                             lambda: inspection.sanity_check(view.name, cam=cam))
+                  if inspection.model.source == "file" else sanity_of(picture.digest, model_key, view.name, inspection, cam))
     left, right = st.columns(2)
     for column, (key, what) in zip((left, right), (("map", "the block's map"), ("grad_cam", "Grad-CAM of the top class"))):
         rho = result[key]
@@ -497,8 +504,7 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
     chosen = st.multiselect("Models to compare (2 or 3)", options, default=[n for n in default if n in options],
                             max_selections=3, key=f"compare_{sha(model_key.encode())[:12]}")
     choices[model_key] = chosen
-    while len(choices) > KEPT_DIGESTS:                                  # one entry per model tried: bounded
-        choices.pop(next(iter(choices)))
+    trim(choices, KEPT_DIGESTS)                                         # one entry per model tried: bounded
     chosen_block = st.session_state.get("chosen_block")
     stages = list(range(1, max(len(inspection.stages), 1) + 1))
     stage = st.selectbox("Stage to show", stages, key="compare_stage", index=(

@@ -23,18 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hooks import CallHooks
-from .sites import attention_sites
+from .sites import attention_sites, declared_blocks
 
 
 def residual_blocks(model: nn.Module) -> list[str]:
     """The residual blocks of `model` in forward order, named as `capture_attention` names its
     records ("layer3.1"): the children of each stage its `feature_info` declares; without one,
     the blocks that hold an attention module."""
-    stages = getattr(model, "feature_info", None)
-    if not stages:
-        return [site.name for site in attention_sites(model)]
-    return [f"{info['module']}.{name}" for info in stages
-            for name, _ in model.get_submodule(info["module"]).named_children()]
+    return [name for _, _, name, _, _ in declared_blocks(model)] or [site.name for site in attention_sites(model)]
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, block: str, target=None) -> torch.Tensor:

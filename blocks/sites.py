@@ -79,16 +79,19 @@ def _site(module_name: str, module: nn.Module, spec: tuple, stage=None, block=No
                          module, channel_gate(module), spatial_gate(module) if spatial_gate else None)
 
 
+def declared_blocks(model: nn.Module) -> list[tuple[int, int, str, nn.Module, dict]]:
+    """(stage, block, name, module, stage info) of every residual block the model's `feature_info`
+    declares, in forward order ("layer3.1" is stage 3's block 1); [] for a model that declares none."""
+    return [(stage, block, f"{info['module']}.{child_name}", child, info)
+            for stage, info in enumerate(getattr(model, "feature_info", None) or ())
+            for block, (child_name, child) in enumerate(model.get_submodule(info["module"]).named_children())]
+
+
 def attention_sites(model: nn.Module) -> list[AttentionSite]:
     """Every known attention module of `model`, in forward order, each once, with its stage and
     block as the model's `feature_info` declares them."""
-    stages = getattr(model, "feature_info", None)
-    if not stages:
+    blocks = declared_blocks(model)
+    if not blocks:
         return [_site(*found) for found in _attention_modules(model, "")]
-    sites = []
-    for stage, info in enumerate(stages):
-        stage_module = model.get_submodule(info["module"])
-        for block, (child_name, child) in enumerate(stage_module.named_children()):
-            sites += [_site(*found, stage, block, info)
-                      for found in _attention_modules(child, f"{info['module']}.{child_name}")]
-    return sites
+    return [_site(*found, stage, block, info)
+            for stage, block, name, child, info in blocks for found in _attention_modules(child, name)]

@@ -121,17 +121,19 @@ class Inspection:
         its top-k channels fire) and an attribution map of the same block; NaN if either is flat."""
         return rank_agreement(self.view(name, top_k).map.values, cam.values)
 
-    def sanity_check(self, name: str, seed: int = 0) -> dict[str, float]:
+    def sanity_check(self, name: str, seed: int = 0, cam: SpatialView | None = None) -> dict[str, float]:
         """Adebayo et al., "Sanity Checks for Saliency Maps" (NeurIPS 2018), cascading randomisation:
         the same image through a copy of the model whose weights from block `name` onward are
         re-initialised (seeded). Returns the rank agreement of the block's map and of its Grad-CAM
         (same class) with the trained model's: a map that barely changes does not depend on what the
-        model learned from that block on. The shared model is never touched."""
+        model learned from that block on. The shared model is never touched. `cam`: the trained
+        model's Grad-CAM of the top class at the block, when already computed."""
         top = self.predictions(1)[0].index
+        cam = cam or self.grad_cam(name, top)
         randomised = replace(self.model, model=randomised_from(self.model.model, name, seed))
         other = replace(self, model=randomised, capture=_capture(randomised, self.x))
         return {"map": rank_agreement(self.view(name).map.values, other.view(name).map.values),
-                "grad_cam": rank_agreement(self.grad_cam(name, top).values, other.grad_cam(name, top).values)}
+                "grad_cam": rank_agreement(cam.values, other.grad_cam(name, top).values)}
 
     # ---------- predictions and edits ----------
 
