@@ -34,6 +34,9 @@ class CallHooks:
         return _running.get() is self._token
 
     def run(self, model: nn.Module, x):
+        """`model(x)` as this call, with `x` moved to the model's device."""
+        parameter = next(model.parameters(), None)
+        x = x if parameter is None else x.to(parameter.device)
         reset = _running.set(self._token)
         try:
             return model(x)

@@ -1,8 +1,10 @@
-"""The commands: `python -m lens report IMAGE... --model NAME --out DIR` (see `--help` of each)."""
+"""The commands: `python -m lens report IMAGE... --model NAME --out DIR` and
+`python -m lens study SOURCE --model NAME --out DIR` (see `--help` of each)."""
 import importlib
 import sys
 
-COMMANDS = {"report": ("lens.report", "per image: the overview, per-block PNGs and attention.json")}
+COMMANDS = {"report": ("lens.report", "per image: the overview, per-block PNGs and attention.json"),
+            "study": ("lens.study", "over a dataset: per class and block, channel statistics, maps and figures")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,10 @@ Baselines: a centred Gaussian (objects are often near the middle: a map that doe
 not shown that it found the object) and a uniform map (mass ratio 1, AUC 0.5).
 """
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from viz.upsample import upsample
-
-from .agreement import ranks
+from viz.upsample import as_map
 
 CENTRE_SIGMA = 0.25          # the centred Gaussian's standard deviation, as a share of the image side
 
@@ -27,33 +27,60 @@ def _checked(mask) -> np.ndarray:
     return mask
 
 
+def batch_scores(maps, masks) -> dict[str, np.ndarray]:
+    """Every measure for a batch at once: `maps` [B, h, w], `masks` [B, H, W] bool (none empty)
+    -> {measure: [B] scores}. Upsampled as `viz.upsample` does (bilinear, align_corners=False);
+    the single-map functions below are this with B = 1."""
+    masks = torch.from_numpy(np.asarray(masks, dtype=bool))
+    if not masks.flatten(1).any(1).all():
+        raise ValueError("the mask is empty: there is no object to score against")
+    maps = torch.as_tensor(np.asarray(maps, dtype=np.float32))
+    values = F.interpolate(maps[:, None], size=tuple(masks.shape[1:]), mode="bilinear",
+                           align_corners=False)[:, 0].flatten(1)                   # [B, H*W] float32
+    inside = masks.flatten(1)
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    total = values.sum(1, dtype=torch.float64)
+    mass = torch.where(total > 0, (values * inside).sum(1, dtype=torch.float64) / total / inside.double().mean(1), nan)
+    peak = values == values.amax(1, keepdim=True)
+    pointing = torch.where(peak.all(1), nan, (peak & inside).sum(1) / peak.sum(1))
+    return {"mass ratio": mass.numpy(), "pointing game": pointing.numpy(), "AUC": _auc(values.numpy(), inside.numpy())}
+
+
+def _auc(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per row: the share of (object, background) pixel pairs in which the object pixel scores
+    higher, ties counting one half (Mann-Whitney U / (n_object * n_background)); NaN where the
+    mask covers everything. Counted by binary search in the sorted background values."""
+    scores = np.full(len(values), np.nan)
+    for i, (row, mask) in enumerate(zip(values, inside)):
+        background, on_object = np.sort(row[~mask]), np.sort(row[mask])    # sorted needles: faster search
+        if background.size:
+            below = np.searchsorted(background, on_object, "left").sum()
+            below_or_tied = np.searchsorted(background, on_object, "right").sum()
+            scores[i] = (below + below_or_tied) / 2 / (on_object.size * background.size)
+    return scores
+
+
+def _one(measure: str, attention_map, mask) -> float:
+    mask = _checked(mask)
+    return float(batch_scores(as_map(attention_map)[None], mask[None])[measure][0])
+
+
 def localisation_score(attention_map, mask) -> float:
     """Mass ratio: mass of the upsampled map inside `mask` ([H, W] bool) relative to uniform
     attention; NaN for a map with no mass at all (it points nowhere)."""
-    mask = _checked(mask)
-    values = upsample(attention_map, mask.shape)
-    total = values.sum()
-    return float(values[mask].sum() / total / mask.mean()) if total > 0 else float("nan")
+    return _one("mass ratio", attention_map, mask)
 
 
 def pointing_game(attention_map, mask) -> float:
     """1.0 if the upsampled map's maximum lies on the object, 0.0 if not; NaN for a flat map,
     which points nowhere. With several equal maxima, the share of them on the object."""
-    mask = _checked(mask)
-    values = upsample(attention_map, mask.shape)
-    peak = values == values.max()
-    return float(mask[peak].mean()) if not peak.all() else float("nan")
+    return _one("pointing game", attention_map, mask)
 
 
 def auc(attention_map, mask) -> float:
     """ROC area of the upsampled map as a score for object pixels against background pixels
     (Mann-Whitney U over the pixels' ranks, ties averaged); NaN if the mask covers everything."""
-    mask = _checked(mask)
-    if mask.all():
-        return float("nan")
-    r = ranks(upsample(attention_map, mask.shape))
-    inside, outside = int(mask.sum()), int((~mask).sum())
-    return float((r[mask.ravel()].sum() - inside * (inside + 1) / 2) / (inside * outside))
+    return _one("AUC", attention_map, mask)
 
 
 MEASURES = {"mass ratio": localisation_score, "pointing game": pointing_game, "AUC": auc}

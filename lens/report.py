@@ -21,6 +21,7 @@ from blocks import attention_sites
 from viz import figure_png, spatial_view_figure
 
 from .inspection import MAX_TOP_K, inspect_image
+from .model_options import add_model_options, load_model
 
 
 def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int,
@@ -60,14 +61,6 @@ def report_folders(paths: list[Path]) -> list[str]:
     return names
 
 
-def class_names(path: Path) -> tuple[str, ...]:
-    """argparse type: a text file of class names, one per line."""
-    try:
-        return pretrained.class_names(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise argparse.ArgumentTypeError(f"cannot read class names from {path}: {e}") from e
-
-
 def colormap(name: str) -> str:
     """argparse type: a registered matplotlib colormap."""
     if name not in matplotlib.colormaps:
@@ -81,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                         help="image files (JPEG, PNG, WebP, BMP, GIF, TIFF)")
-    parser.add_argument("--model", default=pretrained.DEFAULT_MODEL,
-                        help="a name from pretrained.available() or a weights file (default: %(default)s)")
+    add_model_options(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder for the reports, one subfolder per image")
     parser.add_argument("--cmap", type=colormap, default="jet", metavar="NAME",
@@ -96,27 +88,14 @@ def main(argv: list[str] | None = None) -> int:
                              "in attention.json), from one backward pass per image (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
-    parser.add_argument("--input-size", type=int, metavar="PIXELS",
-                        help="for a weights file: the image size the model was trained on (default: 224, or "
-                             "the file's own)")
-    parser.add_argument("--crop-pct", type=float, metavar="F",
-                        help="for a weights file: the centre crop's share of the resized image (default: 0.875)")
-    parser.add_argument("--labels", type=lambda text: class_names(Path(text)), metavar="FILE",
-                        help="for a weights file: class names, one per line (default: class 0, class 1, ...)")
     args = parser.parse_args(argv)
     if not 1 <= args.top_k <= MAX_TOP_K:
         parser.error(f"--top-k must be from 1 to {MAX_TOP_K}, got {args.top_k}")
     if args.dpi < 1:
         parser.error(f"--dpi must be at least 1, got {args.dpi}")
-    try:
-        loaded = pretrained.load(args.model)
-    except (ValueError, OSError, pretrained.ModelUnavailable) as e:
-        print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+    loaded = load_model(args, parser)
+    if loaded is None:
         return 2
-    try:
-        loaded = loaded.configured(args.input_size, args.crop_pct, args.labels)
-    except ValueError as e:
-        parser.error(str(e))
     if not attention_sites(loaded.model):
         print(f"error: model {args.model!r} has no SE, ECA or CBAM attention blocks: nothing to report",
               file=sys.stderr)

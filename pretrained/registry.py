@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 from torch import nn
 
 from .architecture import model_from_state_dict
 from .checkpoint import CheckpointError, read_checkpoint
+from .device import resolve_device
 from .imagenet import IMAGENET_MODELS, ModelUnavailable, load_imagenet_model, weights_home
 from .preprocess import Preprocess
 from .bundled import WEIGHTS_DIR
@@ -128,8 +130,16 @@ def available() -> list[ModelEntry]:
     return bundled + _timm_entries() + _official_entries()
 
 
-def load(source: str | Path | bytes, name: str | None = None) -> LoadedModel:
-    """Load a model by registry name, or from a weights file (a path, or an upload's bytes)."""
+def load(source: str | Path | bytes, name: str | None = None, device: str | torch.device | None = None
+         ) -> LoadedModel:
+    """Load a model by registry name, or from a weights file (a path, or an upload's bytes), onto
+    `device` (`pretrained.device.resolve_device`: default a CUDA GPU when there is one, else the CPU)."""
+    device = resolve_device(device)
+    loaded = _load(source, name)
+    return loaded if device.type == "cpu" else replace(loaded, model=loaded.model.to(device))
+
+
+def _load(source: str | Path | bytes, name: str | None) -> LoadedModel:
     if isinstance(source, str) and not Path(source).is_file():
         entries = {e.name: e for e in available()}
         if source in entries:

@@ -123,7 +123,8 @@ def test_help_names_the_command_and_every_argument(capsys):
         report.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith("usage: python -m lens report [-h] [--model MODEL] --out DIR [--cmap NAME]")
+    assert text.startswith("usage: python -m lens report [-h] [--model MODEL] [--input-size PIXELS]")
+    assert "[--device DEVICE] --out DIR [--cmap NAME]" in " ".join(text.split())
     assert "per-block PNGs and a JSON\nof every block's weights." in text
     assert "exit status 1 if any failed, 2 if the model\ncannot be loaded or has no attention blocks" in text
     for help_text in ("image files (JPEG, PNG, WebP, BMP, GIF, TIFF)", "folder for the reports, one subfolder per image",
