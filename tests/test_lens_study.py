@@ -229,3 +229,34 @@ def test_the_command_runs_a_study_and_reports_bad_arguments(shapes_model, tmp_pa
             study.main(argv + ["--out", str(tmp_path / "x")])
         assert stop.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_ray_actors_always_leave_a_cpu_to_the_tasks_that_feed_them():
+    from lens.study_ray import actor_resources
+    assert actor_resources(2) == (2, 0.5)               # whole CPUs each would starve the reads: it hangs
+    assert actor_resources(2, 4) == (4, 0.25)
+    assert actor_resources(1) == (1, 0.5)
+    assert actor_resources(16) == (16, 15 / 16)
+    assert actor_resources(64, 8) == (8, 1.0)
+    for cpus, actors in ((2, None), (3, 2), (1, 3), (8, None)):
+        n, each = actor_resources(cpus, actors)
+        assert n * each <= max(cpus - 1, cpus / 2)
+    with pytest.raises(ValueError, match="has no CPUs"):
+        actor_resources(0)
+
+
+@pytest.mark.slow
+def test_the_ray_engine_gives_the_single_process_result(shapes_model, tmp_path):
+    """A local Ray instance, two model actors: the same integer counts, means within 1e-6."""
+    local = run(shapes_model, tmp_path / "local")
+    distributed = run(shapes_model, tmp_path / "ray", engine="ray", ray_workers=2)
+    for mine, theirs in zip(local["blocks"], distributed["blocks"]):
+        for key in ("images", "dead_channels", "saturated_channels", "static_channels"):
+            assert mine[key] == theirs[key]
+        for key in ("inter_class_correlation", "eta_squared", "saturated_share", "weight_std"):
+            assert mine[key] == pytest.approx(theirs[key], abs=1e-6)
+    tables = {engine: pd.read_parquet(tmp_path / engine / "channels.parquet") for engine in ("local", "ray")}
+    assert tables["local"]["images"].tolist() == tables["ray"]["images"].tolist()
+    np.testing.assert_allclose(tables["local"]["mean"], tables["ray"]["mean"], rtol=0, atol=1e-6)
+    images = {engine: pd.read_parquet(tmp_path / engine / "images.parquet") for engine in ("local", "ray")}
+    assert images["local"]["predicted"].tolist() == images["ray"]["predicted"].tolist()
