@@ -30,6 +30,7 @@ with st.spinner("Starting: loading PyTorch and the models..."):
     from lens.localisation import MEASURES  # noqa: E402
     from viz import SpatialView, colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
     from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
+    from study_page import study_page  # noqa: E402
 
 ASSETS = Path(__file__).parent / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text())
@@ -46,7 +47,7 @@ except OSError:
 KEPT_DIGESTS = 8             # upload hashes remembered per session
 KEPT_RESULTS = 6             # inspections with a user's checkpoint kept per session
 SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
-VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
 MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
          "spatial_gate_off": "only its spatial gate off", "zero_top_k": "zero its top-{k} channels"}
@@ -631,6 +632,8 @@ def main() -> None:
     page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"
     if page == "Compare":
         compare_page(inspection, picture, model_key, entries, display)
+    elif page == "Study":
+        study_page(entries)
     elif not inspection.has_attention:
         st.info(f"{md(model.name)} has no attention blocks: it is a baseline without attention. Open Compare to see it "
                 "beside the SE, ECA and CBAM models.")

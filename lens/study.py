@@ -21,6 +21,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -124,6 +125,17 @@ class ShardStore:
         return Partial.from_bytes(self.path(shard).read_bytes())
 
 
+class Reported:
+    """A progress bar that also tells `report(done, total)` each time it moves."""
+
+    def __init__(self, bar: tqdm, report: Callable[[int, int], None]):
+        self.bar, self.report = bar, report
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        self.report(self.bar.n, self.bar.total)
+
+
 def default_workers() -> int:
     """DataLoader workers: half the cores (the model's forward pass needs the rest), at most 4."""
     return max(0, min(4, (os.cpu_count() or 1) // 2))
@@ -147,10 +159,11 @@ def run_local(loaded: pretrained.LoadedModel, spec: SourceSpec, plan: Plan, stor
 
 def run_study(source: str, model: StudyModel, out: Path, *, batch_size: int = 64, shard_size: int = 512,
               workers: int | None = None, engine: str = "local", address: str | None = None,
-              ray_workers: int | None = None, progress: bool = True, loaded: pretrained.LoadedModel | None = None
-              ) -> dict:
+              ray_workers: int | None = None, progress: bool | Callable[[int, int], None] = True,
+              loaded: pretrained.LoadedModel | None = None) -> dict:
     """Run (or resume) a study and write its outputs in `out`; returns the JSON summary.
-    `loaded`: the model already loaded from `model` (saves loading it again in this process)."""
+    `progress`: a tqdm bar in the terminal, or a function called with (images done, images) after
+    each batch. `loaded`: the model already loaded from `model` (saves loading it again here)."""
     spec = parse_source(source)
     loaded = loaded or model.load()
     blocks = [(site.name, site.kind) for site in attention_sites(loaded.model)]
@@ -162,8 +175,10 @@ def run_study(source: str, model: StudyModel, out: Path, *, batch_size: int = 64
     store = ShardStore(out, fingerprint)
     pending = [s for s in range(plan.shards) if not store.done(s)]
     todo = sum(len(i) for s in pending for i in plan.batches(s))
-    with tqdm(total=plan.images, initial=plan.images - todo, unit="img", desc="study", disable=not progress,
+    with tqdm(total=plan.images, initial=plan.images - todo, unit="img", desc="study", disable=progress is not True,
               dynamic_ncols=True) as bar:
+        if callable(progress):
+            bar = Reported(bar, progress)
         if pending and engine == "ray":
             from .study_ray import run_ray
             run_ray(model, spec, plan, store, pending, address, ray_workers, bar)

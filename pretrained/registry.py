@@ -47,6 +47,7 @@ class ModelEntry:
     description: str
     preprocess: Preprocess
     path: Path | None = None       # the weights file, where it is known before loading
+    shapes_version: int | None = None   # bundled: the version of the shapes dataset it was trained on
 
     @property
     def downloads(self) -> bool:
@@ -103,7 +104,8 @@ def _bundled() -> list[ModelEntry]:
                                   f"bundled shapes dataset; works offline ({training['validation_accuracy']:.1%} "
                                   f"validation accuracy). Trained with label smoothing {smoothing}, so a sure "
                                   f"answer reads about {1 - smoothing + smoothing / classes:.0%}, not 100%.",
-                                  Preprocess(**json.loads(meta["preprocess"])), path))
+                                  Preprocess(**json.loads(meta["preprocess"])), path,
+                                  training["recipe"].get("dataset", 1)))
     return entries
 
 

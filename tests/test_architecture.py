@@ -35,4 +35,6 @@ def test_each_room_imports_only_the_rooms_above_it(room, forbidden):
 def test_the_app_does_no_tensor_maths_and_calls_no_pyplot():
     names = imported(ROOT / "app.py")
     assert not names & {"torch", "numpy", "blocks", "matplotlib"}, names
-    assert names >= {"streamlit", "lens", "pretrained", "viz"}
+    assert names >= {"streamlit", "lens", "pretrained", "viz", "study_page"}
+    page = imported(ROOT / "study_page.py")
+    assert not page & {"torch", "numpy", "blocks", "matplotlib", "pandas"}, page

@@ -1,0 +1,97 @@
+"""A finished study read back from its folder (`python -m lens study ... --out DIR`), as the
+tables the app's Study view and a notebook want: one row per block, the classes' excitation
+curves of a block, the classes' mean maps, localisation beside the baselines."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from viz.study import class_maps_figure
+
+from .localisation import MEASURES
+
+FILES = ("study.json", "images.parquet", "channels.parquet", "maps.parquet")
+
+
+@dataclass(frozen=True, eq=False)
+class StudyResults:
+    folder: Path
+    summary: dict
+    channels: pd.DataFrame
+    maps: pd.DataFrame
+
+    @classmethod
+    def open(cls, folder: str | Path) -> "StudyResults":
+        folder = Path(folder)
+        missing = [name for name in FILES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"{folder} is not a finished study: {', '.join(missing)} missing "
+                             "(python -m lens study SOURCE --out DIR writes them)")
+        return cls(folder, json.loads((folder / "study.json").read_text()),
+                   pd.read_parquet(folder / "channels.parquet"), pd.read_parquet(folder / "maps.parquet"))
+
+    @property
+    def blocks(self) -> list[str]:
+        return [entry["block"] for entry in self.summary["blocks"]]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.summary["classes"])
+
+    @property
+    def has_localisation(self) -> bool:
+        return "baselines" in self.summary
+
+    def block_table(self) -> pd.DataFrame:
+        """One row per block, in forward order: class specificity, channel health and (with masks)
+        the block map's AUC beside the centred-Gaussian baseline's."""
+        rows = []
+        for e in self.summary["blocks"]:
+            row = {"block": e["block"], "kind": e["kind"].upper(), "channels": e["channels"],
+                   "inter-class r": e["inter_class_correlation"], "eta²": e["eta_squared"],
+                   "saturated share": e["saturated_share"], "dead": e["dead_channels"],
+                   "saturated": e["saturated_channels"], "static": e["static_channels"]}
+            if "localisation" in e:
+                row["AUC"] = e["localisation"]["AUC"]["mean"]
+                row["AUC, centred Gaussian"] = self.summary["baselines"]["centred Gaussian"]["AUC"]["mean"]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def excitations(self, block: str, classes: list[str] | None = None) -> pd.DataFrame:
+        """The classes' mean weight of each channel of `block`: index channel, one column per class."""
+        self._check(block)
+        rows = self.channels[self.channels["block"] == block]
+        table = rows.pivot(index="channel", columns="class_name", values="mean")
+        return table[[c for c in (classes or self.classes) if c in table.columns]]
+
+    def class_map(self, block: str, class_name: str) -> np.ndarray:
+        """`class_name`'s mean spatial map of `block` [h, w] (at the block's resolution)."""
+        self._check(block)
+        row = self.maps[(self.maps["block"] == block) & (self.maps["class_name"] == class_name)]
+        if row.empty:
+            raise ValueError(f"no class named {class_name!r}; classes: {', '.join(self.classes)}")
+        row = row.iloc[0]
+        return np.asarray(row["mean_map"], dtype=np.float64).reshape(row["height"], row["width"])
+
+    def maps_figure(self, block: str, cmap: str = "jet") -> Figure:
+        kind = self.summary["blocks"][self.blocks.index(self._check(block))]["kind"]
+        return class_maps_figure(np.stack([self.class_map(block, c) for c in self.classes]), self.classes, block,
+                                 cmap=cmap, fixed=kind == "cbam")
+
+    def localisation_table(self, block: str) -> pd.DataFrame:
+        """Per measure (rows): the block's map and the two baselines (columns), over all images."""
+        entry = self.summary["blocks"][self.blocks.index(self._check(block))]
+        if "localisation" not in entry:
+            raise ValueError("this study's images have no object masks, so it has no localisation scores")
+        columns = {f"{block} map": entry["localisation"], **{f"{b} (baseline)": scores for b, scores
+                                                             in self.summary["baselines"].items()}}
+        return pd.DataFrame({name: [scores[m]["mean"] for m in MEASURES] for name, scores in columns.items()},
+                            index=list(MEASURES))
+
+    def _check(self, block: str) -> str:
+        if block not in self.blocks:
+            raise ValueError(f"no block named {block!r}; blocks: {', '.join(self.blocks)}")
+        return block

@@ -1,0 +1,136 @@
+"""The app's Study view: what every attention block does over a whole dataset, class by class
+(`lens.study`), from a study folder on the server or a small study run live on fresh shapes.
+
+UI only, like app.py: every number and figure comes from `lens.study_results.StudyResults`.
+"""
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from lens.study import StudyModel, run_study
+from lens.study_results import FILES, StudyResults
+from viz import figure_png
+
+STUDIES_ROOT = Path(os.environ.get("ATTENTION_LENS_STUDIES", Path(__file__).parent / "studies"))
+LIVE_SIZES = {20: "20 per class (200 images)", 50: "50 per class (500 images)", 100: "100 per class (1,000 images)"}
+LIVE_SEED = 4242            # fresh images: training used seeds 0 and 1, the model card 2026
+SOURCES = ["Run a small study here", "Open a saved study"]
+MIME = {".json": "application/json", ".parquet": "application/vnd.apache.parquet"}
+
+
+@st.cache_resource(show_spinner=False)
+def live_root() -> Path:
+    """Where this server process keeps its live studies."""
+    return Path(tempfile.mkdtemp(prefix="attention-lens-studies-"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=len(LIVE_SIZES) * 8)
+def live_lock(folder: str) -> threading.Lock:
+    return threading.Lock()
+
+
+def live_study(model_name: str, version: int, per_class: int, progress) -> StudyResults:
+    """A study of a bundled model on fresh shapes of the version it was trained on, run once per
+    server process and shared by every session: a second visitor asking while it runs waits for
+    it (one lock per study), later ones open the finished folder. Only fixed choices reach here,
+    so the folders and caches stay few."""
+    folder = live_root() / f"{model_name}-v{version}-{per_class}"
+    with live_lock(str(folder)):
+        if not (folder / "study.json").is_file():
+            run_study(f"shapes:v{version}:{LIVE_SEED}:{10 * per_class}", StudyModel(model_name), folder,
+                      batch_size=50, shard_size=500, workers=0, progress=progress)
+    return saved_study(str(folder), (folder / "study.json").stat().st_mtime)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def saved_study(folder: str, changed: float) -> StudyResults:
+    return StudyResults.open(folder)
+
+
+def saved_studies() -> list[Path]:
+    """Finished studies under STUDIES_ROOT (set ATTENTION_LENS_STUDIES to point elsewhere): only
+    these can be opened, so a visitor cannot make the server read other folders."""
+    if not STUDIES_ROOT.is_dir():
+        return []
+    return sorted(p.parent for p in STUDIES_ROOT.glob("*/study.json"))
+
+
+def choose_study(entries: dict) -> StudyResults | None:
+    source = st.radio("Study", SOURCES, horizontal=True, key="study_source")
+    if source == SOURCES[1]:
+        folders = saved_studies()
+        if not folders:
+            st.info(f"No saved studies in `{STUDIES_ROOT}`. Write one there with\n\n"
+                    f"`python -m lens study shapes:v2:7:2000 --out {STUDIES_ROOT / 'my-study'}`\n\n"
+                    "or set ATTENTION_LENS_STUDIES to the folder that holds yours.")
+            return None
+        folder = st.selectbox("Saved study", folders, format_func=lambda p: p.name, key="study_folder")
+        try:
+            return saved_study(str(folder), (folder / "study.json").stat().st_mtime)
+        except (ValueError, OSError) as e:
+            st.error(f"Cannot open {folder.name}: {e}")
+            return None
+    bundled = [name for name, e in entries.items() if e.source == "bundled" and e.attention]
+    c1, c2 = st.columns(2)
+    model = c1.selectbox("Model", bundled, key="study_model")
+    per_class = c2.selectbox("Fresh shapes images", list(LIVE_SIZES), index=1, format_func=LIVE_SIZES.get,
+                             key="study_size")
+    if not st.toggle("Run it", key="study_run", help="Computed once per server and shared by every visitor"):
+        st.caption("A study runs every image through the model once and keeps, per class and block, the mean and "
+                   "variance of every channel weight and the mean map; on two cores 500 images take about a minute.")
+        return None
+    bar = st.progress(0.0, text="Studying fresh shapes images...")
+    results = live_study(model, entries[model].shapes_version, per_class, lambda done, total: bar.progress(done / total,
+                                                                             text=f"{done} of {total} images"))
+    bar.empty()
+    return results
+
+
+def show_study(results: StudyResults) -> None:
+    summary = results.summary
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Images", f"{summary['images']:,}")
+    if "accuracy" in summary:
+        c2.metric("Accuracy", f"{summary['accuracy']:.1%}")
+    c3.metric("Unreadable files", len(summary["failed"]))
+    st.markdown("**Class specificity over depth.** The SE paper (Hu et al., CVPR 2018, Sec. 7.2, Fig. 6) found "
+                "early blocks excite the same channels for every class and late blocks class-specific ones: the "
+                "inter-class correlation of the classes' mean excitations falls with depth, the share of variance "
+                "the class explains (eta²) rises. A block whose gates are saturated looks class-agnostic only "
+                "because its weights do not move: read it beside the saturated share.")
+    table = results.block_table()
+    st.line_chart(table.set_index("block")[["inter-class r", "eta²"]], height=260)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("inter-class r", "eta²", "saturated share", "AUC",
+                                                                  "AUC, centred Gaussian") if c in table})
+    st.caption("dead: channels at or below 0.01 on every image; saturated: at or above 0.99 on every image; "
+               "static: varying by less than 0.01 (standard deviation) over the images.")
+    block = st.selectbox("Block", results.blocks, index=len(results.blocks) - 1, key="study_block")
+    classes = st.multiselect("Classes", results.classes, default=results.classes[:4], key="study_classes")
+    st.markdown(f"**Mean excitation of each channel of `{block}`, per class** (lines on top of each other: the gate "
+                "does not depend on the class)")
+    st.line_chart(results.excitations(block, classes or None), height=300, x_label="channel",
+                  y_label="mean weight")
+    st.markdown(f"**Mean map of `{block}`, per class**")
+    st.image(figure_png(results.maps_figure(block)), width="stretch")
+    if results.has_localisation:
+        st.markdown(f"**Does `{block}`'s map sit on the object?** Over every image with a mask, beside two maps "
+                    "that know nothing of the image: a map that does not beat the centred Gaussian has not shown "
+                    "that it finds the object.")
+        st.dataframe(results.localisation_table(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
+    st.markdown("**Downloads**")
+    columns = st.columns(len(FILES))
+    for column, name in zip(columns, FILES):
+        path = results.folder / name
+        column.download_button(name, path.read_bytes(), file_name=name, mime=MIME[path.suffix], on_click="ignore",
+                               key=f"study_download_{name}")
+
+
+def study_page(entries: dict) -> None:
+    results = choose_study(entries)
+    if results is not None:
+        show_study(results)
+
