@@ -89,7 +89,7 @@ class StudyResults:
         columns = {f"{block} map": entry["localisation"], **{f"{b} (baseline)": scores for b, scores
                                                              in self.summary["baselines"].items()}}
         return pd.DataFrame({name: [scores[m]["mean"] for m in MEASURES] for name, scores in columns.items()},
-                            index=list(MEASURES))
+                            index=list(MEASURES), dtype=float)            # undefined (None in JSON): NaN
 
     def _check(self, block: str) -> str:
         if block not in self.blocks:

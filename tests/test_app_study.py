@@ -2,6 +2,7 @@
 numbers of the library's own study of the same images."""
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -52,6 +53,7 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
     localisation = table(at, "mass ratio")
     assert localisation.index.tolist() == ["mass ratio", "pointing game", "AUC"]
     assert localisation.loc["AUC", "uniform (baseline)"] == pytest.approx(0.5)
+    assert np.isnan(localisation.loc["pointing game", "uniform (baseline)"])    # a flat map points nowhere
     assert [b.label for b in at.get("download_button")] == ["study.json", "images.parquet", "channels.parquet",
                                                             "maps.parquet"]
 
