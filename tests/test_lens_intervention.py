@@ -1,14 +1,17 @@
 """lens: an edited inspection's Grad-CAM runs through the edit, the edited block's map is what acted,
 and which way the top class's probability moved."""
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from blocks import Intervention, grad_cam
-from lens import inspect_image, outcome
+from blocks import Intervention, capture_attention, grad_cam
+from lens import MAX_TOP_K, inspect_image, outcome
+from lens.agreement import rank_agreement
+from lens.inspection import randomised_from
 from lens.intervention import SWITCHED_OFF, ZEROED
 from test_lens_inspection import loaded, picture
 
@@ -98,3 +101,15 @@ def test_edited_map_needs_an_edit():
 ])
 def test_outcome_counts_under_half_a_point_as_unchanged(before, after, expected):
     assert outcome(before, after) == expected
+
+
+def test_an_edited_inspections_sanity_check_randomises_the_edited_model():
+    lm = loaded("cbam")
+    after = inspect_image(lm, picture(4)).intervene("layer2.0", "gate_off")
+    copy_model = randomised_from(lm.model, "layer3.0", seed=0)
+    other = replace(after, model=replace(lm, model=copy_model),
+                    capture=capture_attention(copy_model, after.x, after.edit, channel_maps=MAX_TOP_K))
+    top = after.predictions(1)[0].index
+    assert after.sanity_check("layer3.0") == {
+        "map": rank_agreement(after.view("layer3.0").map.values, other.view("layer3.0").map.values),
+        "grad_cam": rank_agreement(after.grad_cam("layer3.0", top).values, other.grad_cam("layer3.0", top).values)}
