@@ -8,7 +8,7 @@ import gc
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -26,9 +26,9 @@ def frame() -> None:
 frame()
 with st.spinner("Starting: loading PyTorch and the models..."):
     import pretrained  # noqa: E402  (after the frame: the first page shows at once)
-    from lens import MAX_TOP_K, BlockView, Inspection, inspect_image  # noqa: E402
+    from lens import MAX_TOP_K, UNCHANGED_POINTS, BlockView, Inspection, inspect_image, outcome  # noqa: E402
     from lens.localisation import MEASURES  # noqa: E402
-    from viz import SpatialView, colorbar_strip, figure_png, overlay, shared_scale  # noqa: E402
+    from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, shared_scale  # noqa: E402
     from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
     from study_page import study_page  # noqa: E402
 
@@ -51,6 +51,21 @@ VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
 MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
          "spatial_gate_off": "only its spatial gate off", "zero_top_k": "zero its top-{k} channels"}
+EDIT_ACTS = {"gate_off": ("Switching `{block}`'s attention off", "this block's attention"),
+             "channel_gate_off": ("Switching `{block}`'s channel gate off", "this channel gate"),
+             "spatial_gate_off": ("Switching `{block}`'s spatial gate off", "this spatial gate"),
+             "zero_top_k": ("Zeroing `{block}`'s top-{k} channels", "these channels")}
+EDIT_OUTCOMES = {
+    "raised": "{act} **raised** the probability of '{label}' from {p0} to {p1}. On this image {subject} held back "
+              "evidence for '{label}', or the edit shifted the model's calibration (how sure it is) without adding "
+              "evidence; it does not show that attention is harmful: the rest of the model was trained with it in place.",
+    "lowered": "{act} **lowered** the probability of '{label}' from {p0} to {p1}: on this image the prediction is "
+               "sensitive to {subject}. It does not show that what {subject} favours causes the class: the edit "
+               "rescales the whole branch at once, and the blocks after it get features unlike those they were "
+               "trained on.",
+    "unchanged": "{act} moved the probability of '{label}' by less than {points} points ({p0} to {p1}): on this "
+                 "image the prediction does not rely on {subject} (the shortcut carries the block's input past it, "
+                 "and the blocks after it can make up for the change)."}
 
 
 # ---------- cached, shared by every session (content-keyed, never mutated) ----------
@@ -78,8 +93,8 @@ def edited(digest: str, model_key: str, edit: tuple, _inspection: Inspection) ->
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def cam_of(digest: str, model_key: str, block: str, target: int, _inspection: Inspection):
-    """Grad-CAM of one class at one block: one backward pass per (image, model, block, class)."""
+def cam_of(digest: str, model_key: str, edit: tuple | None, block: str, target: int, _inspection: Inspection):
+    """Grad-CAM of one class at one block: one backward pass per (image, model, edit, block, class)."""
     return _inspection.grad_cam(block, target)
 
 
@@ -138,6 +153,11 @@ def md(text) -> str:
     punctuation mark that GFM, HTML, $maths$ or :colour[] directives could read is escaped (a
     backslash before any ASCII punctuation is literal in CommonMark), and line breaks become spaces."""
     return MARKUP.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def capitalised(text: str) -> str:
+    """A map's label as a heading: "where the top-5 ..." -> "Where the top-5 ..."."""
+    return text[:1].upper() + text[1:]
 
 
 def sha(data: bytes) -> str:
@@ -330,16 +350,18 @@ def domain_note(loaded: pretrained.LoadedModel) -> str:
             f"once\"; offline, put its weights file in `{home}`), or load your own checkpoint.")
 
 
-def show_overlay(inspection: Inspection, shown: SpatialView, display: Display, caption: str = "") -> None:
-    """A map over the image with its colour scale and what the scale means; an empty map (its note
-    says why) leaves the image bare, as the downloaded figure does."""
+def show_overlay(inspection: Inspection, shown: SpatialView, display: Display, caption: str = "",
+                 joint: tuple[float, float] | None = None) -> None:
+    """A map over the image with its colour scale and what the scale means (`joint`: a range shared
+    with the maps beside it); a map with nothing to draw (its note says why) leaves the image bare,
+    as the downloaded figure does."""
     st.image(overlay(inspection.image, shown.values, cmap=display.cmap, alpha=0.0 if shown.note else display.alpha,
-                     stretch=shown.stretched(display.stretch), cells=display.cells),
+                     stretch=shown.stretched(display.stretch), cells=display.cells, value_range=joint),
              width="stretch", caption=caption or None)
     if shown.note:
-        st.info(f"The map is empty: {shown.note}.")
+        st.info(f"Nothing to draw: {shown.note}.")
         return
-    st.image(colorbar_strip(display.cmap), width="stretch", caption=shown.scale_caption(display.stretch))
+    st.image(colorbar_strip(display.cmap), width="stretch", caption=shown.scale_caption(display.stretch, joint))
 
 
 def pick_block(inspection: Inspection) -> BlockView:
@@ -369,8 +391,7 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
                                               view.weights), width="stretch")
         st.caption(view.top.caption(marked=" (orange)"))
     with c2:
-        label = view.map.label
-        st.markdown(f"**{label[0].upper() + label[1:]}** of `{view.name}` ({view.map.size})")
+        st.markdown(f"**{capitalised(view.map.label)}** of `{view.name}` ({view.map.size})")
         show_overlay(inspection, view.map, display)
     if st.toggle("Beside it: Grad-CAM, what raises a class's score", key="show_cam",
                  help="Attribution (Selvaraju et al., ICCV 2017) at this block's output: where the features that "
@@ -398,10 +419,13 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
 
 
 def block_cam(inspection: Inspection, picture: Picture, model_key: str, block: str, target: int) -> SpatialView:
-    """The block's Grad-CAM of class `target`, computed once per (image, model, block, class)."""
+    """The block's Grad-CAM of class `target` (through the edited model for an edited inspection),
+    computed once per (image, model, edit, block, class)."""
+    edit = None if inspection.edit is None else astuple(inspection.edit)
     if inspection.model.source == "file":
-        return in_session(("cam", picture.digest, model_key, block, target), lambda: inspection.grad_cam(block, target))
-    return cam_of(picture.digest, model_key, block, target, inspection)
+        return in_session(("cam", picture.digest, model_key, edit, block, target),
+                          lambda: inspection.grad_cam(block, target))
+    return cam_of(picture.digest, model_key, edit, block, target, inspection)
 
 
 def attribution(inspection: Inspection, picture: Picture, model_key: str, view: BlockView, display: Display) -> None:
@@ -414,7 +438,7 @@ def attribution(inspection: Inspection, picture: Picture, model_key: str, view: 
     rho = inspection.cam_agreement(view.name, cam, display.top_k)
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**{md(cam.label[0].upper() + cam.label[1:])}** at `{view.name}` ({cam.size})")
+        st.markdown(f"**{md(capitalised(cam.label))}** at `{view.name}` ({cam.size})")
         show_overlay(inspection, cam, display)
     with right:
         st.metric("Rank agreement with the block's map", "undefined (a flat map)" if rho != rho else f"{rho:+.2f}",
@@ -566,6 +590,45 @@ def intervene_page(inspection: Inspection, picture: Picture, model_key: str, dis
     top = inspection.predictions(1)[0]
     p0, p1 = top.probability, after.probability(top.index)
     st.metric(f"Probability of '{md(top.label)}'", f"{p1:.2%}", f"{(p1 - p0) * 100:+.2f} points")
+    st.markdown(edit_explanation(inspection, after, len(view.top.channels)))
+    st.caption("The edit changes the scale of one residual branch: the block outputs ReLU(shortcut + s × branch), "
+               "with its attention s set to 1 where a gate is off or to 0 on zeroed channels, and the shortcut "
+               "still carries the block's input past it. One image is an anecdote: try several before drawing "
+               "conclusions about the model.")
+    edited_map = after.edited_map(display.top_k)
+    maps = st.columns(2)
+    with maps[0]:
+        show_pair(f"**{capitalised(view.map.label)}** of `{name}`", inspection, view.map, edited_map, display)
+    with maps[1]:
+        show_pair(f"**Grad-CAM of '{md(top.label)}'** at `{name}` (attribution)", inspection,
+                  block_cam(inspection, picture, model_key, name, top.index),
+                  block_cam(after, picture, model_key, name, top.index), display)
+    st.caption("Each pair is drawn on one colour scale, so a colour means the same value before and after the edit. "
+               f"The edited Grad-CAM runs through the edited model: where the features at `{name}` raise the score "
+               f"of '{md(top.label)}' once the edit has reached every block after it."
+               + (" The edited block's own map is fixed by the edit (its note says how): what the edit does to "
+                  "the blocks after it shows in the edited Grad-CAM." if edited_map.note else ""))
+
+
+def show_pair(title: str, inspection: Inspection, before: SpatialView, after: SpatialView, display: Display) -> None:
+    """A map before and after an edit, side by side on one colour scale."""
+    st.markdown(title)
+    joint = joint_range([before, after], display.stretch)
+    for column, shown, caption in zip(st.columns(2), (before, after), ("original", "edited")):
+        with column:
+            show_overlay(inspection, shown, display, caption, joint)
+
+
+def edit_explanation(before: Inspection, after: Inspection, zeroed: int) -> str:
+    """What the edit did to the top class's probability and what that does and does not show
+    (`zeroed`: how many channels "zero_top_k" zeroes)."""
+    edit, top, now = after.edit, before.predictions(1)[0], after.predictions(1)[0]
+    act, subject = EDIT_ACTS[edit.mode]
+    p0, p1 = top.probability, after.probability(top.index)
+    text = EDIT_OUTCOMES[outcome(p0, p1)].format(
+        act=act.format(block=edit.block, k=zeroed), subject=subject, label=md(top.label), p0=f"{p0:.2%}",
+        p1=f"{p1:.2%}", points=UNCHANGED_POINTS)
+    return text + ("" if now.index == top.index else f" The top class is now '{md(now.label)}'.")
 
 
 def downloads_page(inspection: Inspection, picture: Picture, display: Display) -> None:

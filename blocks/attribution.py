@@ -14,14 +14,17 @@ masked inputs; map = ReLU(sum_k alpha_k A^k). No gradients, but one forward pass
 Both match pytorch-grad-cam (`GradCAM`, `ScoreCAM` with `ClassifierOutputTarget`) before its
 resizing and min-max scaling. Unlike it, they are safe on a model shared between threads: hooks
 are registered per call, act only for that call and are removed when it ends (`blocks.hooks`, as
-`blocks.capture`). Gradients come from `torch.autograd.grad` with
-respect to the hooked activations, so no parameter's `requires_grad` is touched and no `.grad`
-is written; the model runs in its current mode. Maps are on the CPU, float, not normalised.
+`blocks.capture`). Grad-CAM can see the model with one block's attention edited (`Intervention`),
+applied in the same pass by the hooks `capture_attention` uses, so the shared model is never
+changed. Gradients come from `torch.autograd.grad` with respect to the hooked activations, so no
+parameter's `requires_grad` is touched and no `.grad` is written; the model runs in its current
+mode. Maps are on the CPU, float, not normalised.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .capture import Intervention, register_intervention
 from .hooks import CallHooks
 from .sites import attention_sites, declared_blocks
 
@@ -33,24 +36,28 @@ def residual_blocks(model: nn.Module) -> list[str]:
     return [name for _, _, name, _, _ in declared_blocks(model)] or [site.name for site in attention_sites(model)]
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, block: str, target=None) -> torch.Tensor:
+def grad_cam(model: nn.Module, x: torch.Tensor, block: str, target=None,
+             edit: Intervention | None = None) -> torch.Tensor:
     """[B, h, w] Grad-CAM of `target` at the output of residual block `block` (e.g. "layer3.1").
 
     `target`: a class index for every image, one per image (list or 1-D tensor), or None for
-    each image's top prediction. The map has the block's resolution, is ReLU'd and not normalised.
+    each image's top prediction (of the edited model, with `edit`). `edit`: one block's attention
+    edited for this call, as `capture_attention` edits it. The map has the block's resolution, is
+    ReLU'd and not normalised.
     """
-    return grad_cams(model, x, [block], target)[block]
+    return grad_cams(model, x, [block], target, edit)[block]
 
 
-def grad_cams(model: nn.Module, x: torch.Tensor, blocks: list[str], target=None) -> dict[str, torch.Tensor]:
+def grad_cams(model: nn.Module, x: torch.Tensor, blocks: list[str], target=None,
+              edit: Intervention | None = None) -> dict[str, torch.Tensor]:
     """Grad-CAM of `target` at every block in `blocks`, from one forward and one backward pass:
-    block name -> [B, h, w]. `target` as in `grad_cam`."""
+    block name -> [B, h, w]. `target` and `edit` as in `grad_cam`."""
     names = _check(model, x, blocks)
     if x.is_inference():                     # made under inference mode: autograd needs a normal tensor
         with torch.inference_mode(False):
             x = x.clone()
     with torch.inference_mode(False), torch.enable_grad():
-        logits, acts = _forward(model, x, names, track=True)
+        logits, acts = _forward(model, x, names, track=True, edit=edit)
         classes = _classes(target, logits)                                 # [B]
         score = logits.gather(1, classes[:, None].to(logits.device)).sum()  # sum of each image's logit
         grads = torch.autograd.grad(score, [acts[n] for n in names])
@@ -118,10 +125,11 @@ def _classes(target, logits: torch.Tensor) -> torch.Tensor:
     return t.long().cpu()
 
 
-def _forward(model: nn.Module, x: torch.Tensor, names: list[str], track: bool):
-    """Run `model` on `x` once; return its logits and the outputs of the blocks `names`. With
-    `track`, each output requires grad (made a leaf if nothing before it did), so autograd records
-    everything after it -- including the attention scales, which then run out of place."""
+def _forward(model: nn.Module, x: torch.Tensor, names: list[str], track: bool, edit: Intervention | None = None):
+    """Run `model` on `x` once, with `edit` applied if given; return its logits and the outputs of
+    the blocks `names`. With `track`, each output requires grad (made a leaf if nothing before it
+    did), so autograd records everything after it -- including the attention scales, which then
+    run out of place."""
     call, seen = CallHooks(), {}
 
     def keep(name):
@@ -137,6 +145,8 @@ def _forward(model: nn.Module, x: torch.Tensor, names: list[str], track: bool):
     with call:
         for name in names:
             call.add(model.get_submodule(name), keep(name))
+        if edit is not None:
+            register_intervention(edit, attention_sites(model), call)
         logits = call.run(model, x)
     missing = [n for n in names if n not in seen]
     if missing:

@@ -153,8 +153,8 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
                 call.add(site.spatial_gate, recorder((i, "spatial"), lambda o: o[:, 0].float().cpu()))
             if channel_maps or site.spatial_gate is None:   # CBAM's spatial gate gives the size
                 call.add(site.module, recorder((i, "output"), block_output(i)))
-        if intervention is not None:
-            _register_intervention(intervention, sites, seen, call)
+        if intervention is not None:                        # after the recorders: records stay unedited
+            register_intervention(intervention, sites, call)
         with torch.inference_mode():
             logits = call.run(model, x)
     return Capture(logits.float().cpu(), [_record(i, site, seen) for i, site in enumerate(sites)
@@ -162,25 +162,33 @@ def capture_attention(model: nn.Module, x: torch.Tensor, intervention: Intervent
                    tuple(x.shape[2:]))
 
 
-def _register_intervention(edit: Intervention, sites: list[AttentionSite], seen: dict, call: CallHooks) -> None:
-    """Hooks that apply `edit`, registered after the recording hooks so records stay unedited."""
+def register_intervention(edit: Intervention, sites: list[AttentionSite], call: CallHooks) -> None:
+    """Hooks on `call` that apply `edit` to the forward passes it runs: the edited gates output 1,
+    or the block's output loses its k highest-weighted channels. Hooks on one module run in the
+    order they were registered, so hooks registered before these see what the gates computed."""
     names = [s.name for s in sites]
     if edit.block not in names:
         raise ValueError(f"no attention block named {edit.block!r}; blocks: {', '.join(names)}")
-    i = names.index(edit.block)
-    site = sites[i]
+    site = sites[names.index(edit.block)]
 
     def gate_off(module, inputs, output):
         return torch.ones_like(output) if call.mine() else None
 
-    def zero_top_k(module, inputs, output):                 # output: [B, C, h, w]
-        if not call.mine():
-            return None
-        weights = seen[(i, "channel")]
-        keep = torch.ones_like(weights).scatter_(1, strongest_channels(weights, edit.k), 0)
-        return output * keep[:, :, None, None].to(output.device, output.dtype)
-
     if edit.mode == "zero_top_k":
+        weights = {}
+
+        def keep_weights(module, inputs, output):          # output: [B, C] or [B, C, 1, 1]
+            if call.mine():
+                weights["channel"] = output.detach().reshape(output.shape[0], -1)
+
+        def zero_top_k(module, inputs, output):            # output: [B, C, h, w]
+            if not call.mine():
+                return None
+            w = weights["channel"]
+            keep = torch.ones_like(w).scatter_(1, strongest_channels(w, edit.k), 0)
+            return output * keep[:, :, None, None].to(output.dtype)
+
+        call.add(site.channel_gate, keep_weights)
         call.add(site.module, zero_top_k)
         return
     if edit.mode == "spatial_gate_off" and site.spatial_gate is None:

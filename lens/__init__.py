@@ -3,7 +3,8 @@ and exports -- and the commands built on it (`python -m lens report`). The app a
 stand on it; it draws with `viz` and loads with `pretrained`."""
 from .block_view import BlockView, TopChannels, spatial_view
 from .inspection import MAX_TOP_K, Inspection, Prediction, inspect_image
+from .intervention import UNCHANGED_POINTS, outcome
 from .localisation import auc, localisation_score, localisation_table, pointing_game
 
 __all__ = ["inspect_image", "Inspection", "Prediction", "BlockView", "TopChannels", "spatial_view", "MAX_TOP_K",
-           "localisation_score", "localisation_table", "pointing_game", "auc"]
+           "localisation_score", "localisation_table", "pointing_game", "auc", "outcome", "UNCHANGED_POINTS"]

@@ -27,6 +27,7 @@ from viz import SpatialView, channel_depth_figure, channel_weights_figure, spati
 from .agreement import channel_agreement, rank_agreement
 from .block_view import BlockView
 from .export import attention_json, weights_csv
+from .intervention import edited_map
 from .localisation import localisation_table
 from .teach import explain
 
@@ -107,10 +108,11 @@ class Inspection:
         return self.grad_cams([name], target)[name]
 
     def grad_cams(self, names: list[str] | None = None, target: int | None = None) -> dict[str, SpatialView]:
-        """`grad_cam` at every block of `names` (default: all), from one forward and one backward pass."""
+        """`grad_cam` at every block of `names` (default: all), from one forward and one backward pass;
+        through the edited model when this inspection has an edit."""
         index = self.predictions(1)[0].index if target is None else target
         label = self.model.labels[index]
-        maps = grad_cams(self.model.model, self.x, names or self.block_names, index)
+        maps = grad_cams(self.model.model, self.x, names or self.block_names, index, self.edit)
         return {name: SpatialView(m[0].numpy(), f"Grad-CAM of '{label}' (attribution, not attention)", False,
                                   "class evidence", "" if m.any() else
                                   f"nothing at this block raises the score of '{label}' (all zero)")
@@ -131,7 +133,7 @@ class Inspection:
         top = self.predictions(1)[0].index
         cam = cam or self.grad_cam(name, top)
         randomised = replace(self.model, model=randomised_from(self.model.model, name, seed))
-        other = replace(self, model=randomised, capture=_capture(randomised, self.x))
+        other = replace(self, model=randomised, capture=_capture(randomised, self.x, self.edit))
         return {"map": rank_agreement(self.view(name).map.values, other.view(name).map.values),
                 "grad_cam": rank_agreement(cam.values, other.grad_cam(name, top).values)}
 
@@ -153,6 +155,13 @@ class Inspection:
         (`blocks.Intervention`); the shared model is not changed."""
         edit = Intervention(name, mode, k)
         return replace(self, capture=_capture(self.model, self.x, edit), edit=edit)
+
+    def edited_map(self, top_k: int = 5) -> SpatialView:
+        """The edited block's map as the edit left it (`lens.intervention.edited_map`): what acted in
+        the edited pass, where `view` shows what the gates computed. Only for an `intervene` result."""
+        if self.edit is None:
+            raise ValueError("edited_map needs an edited inspection: call intervene(name, mode) first")
+        return edited_map(self.capture.layer(self.edit.block), self.edit, self._top_k(top_k))
 
     def agreement(self, other: "Inspection") -> list[float]:
         """Per block, the correlation of this image's channel weights with `other`'s (same model)."""

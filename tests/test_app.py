@@ -16,7 +16,7 @@ import lens.inspection
 import pretrained
 from blocks import Intervention, capture_attention
 from pretrained import imagenet
-from lens import TopChannels
+from lens import TopChannels, inspect_image
 from pretrained.image import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def test_an_empty_activity_map_says_so():
     at.slider(key="top_k").set_value(1).run()
     assert_clean(at)
     assert shown_block(at) == "layer4.1"
-    assert values(at.info) == ["The map is empty: the top-weighted channel does not fire on this "
+    assert values(at.info) == ["Nothing to draw: the top-weighted channel does not fire on this "
                                           "image (all zero)."]
     assert len(at.get("image")) == 2                        # the model's view and the bare map: no colour scale
     at.slider(key="top_k").set_value(2).run()
@@ -329,6 +329,24 @@ def test_compare_three_models_side_by_side():
     assert values(at.info) == ["Choose two or three models above to see them side by side."]
 
 
+def assert_edit_explained(at: AppTest, name: str, data: bytes, edit: Intervention) -> None:
+    """The explanation matches which way the edit moved the top class, and the Grad-CAM pair of that
+    class, original and through the edited model, is drawn on one range over both."""
+    from blocks import grad_cam
+    from lens import outcome
+    model, x = model_and_input(name, data)
+    [(top, p0)] = capture_attention(model, x).top_k(1)
+    p1 = float(capture_attention(model, x, edit).logits[0].softmax(0)[top])
+    said = {"raised": f"**raised** the probability of '{pretrained.load(name).labels[top]}' from {p0:.2%} to {p1:.2%}",
+            "lowered": f"**lowered** the probability of '{pretrained.load(name).labels[top]}' from {p0:.2%} to {p1:.2%}",
+            "unchanged": f"by less than 0.5 points ({p0:.2%} to {p1:.2%})"}[outcome(p0, p1)]
+    assert len([m for m in values(at.markdown) if said in m]) == 1, (said, values(at.markdown))
+    cams = [grad_cam(model, x, edit.block, top, e) for e in (None, edit)]
+    assert (cams[1] - cams[0]).abs().max() > 1e-3                        # the edit shows in Grad-CAM
+    lo, hi = min(float(c.min()) for c in cams), max(float(c.max()) for c in cams)
+    assert image_captions(at).count(f"{lo:.2f} to {hi:.2f}: class evidence, one scale for the maps side by side") == 2
+
+
 @pytest.mark.parametrize("mode", ["gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k"])
 def test_intervene_shows_original_and_edited(mode):
     at = app()
@@ -337,16 +355,46 @@ def test_intervene_shows_original_and_edited(mode):
     assert_clean(at)
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
     name = pretrained.DEFAULT_MODEL
+    edit = Intervention("layer4.1", mode, 5)
     assert_same_predictions(shown_predictions(at, 1), expected_predictions(name, data))
-    assert_same_predictions(shown_predictions(at, 2), expected_predictions(name, data, edit=Intervention("layer4.1", mode, 5)))
+    assert_same_predictions(shown_predictions(at, 2), expected_predictions(name, data, edit=edit))
     assert at.metric[0].label.startswith("Probability of '")
     zeroed = [c.value for c in at.caption if c.value.startswith("Zeroed: Top 5 channels: #")]
     assert len(zeroed) == (mode == "zero_top_k")
+    assert_edit_explained(at, name, data, edit)
+    assert "**Spatial attention (CBAM gate)** of `layer4.1`" in values(at.markdown)
+    fixed = image_captions(at).count("0.00 to 1.00: gate value, fixed scale")
+    fixed_note = any("The edited block's own map is fixed by the edit" in c for c in values(at.caption))
+    if mode in ("gate_off", "spatial_gate_off"):                 # the gate is 1 everywhere: said, not drawn
+        assert values(at.info) == ["Nothing to draw: the edit switched this gate off, so it is 1 at every "
+                                   "position by construction."]
+        assert fixed == 1 and fixed_note
+    else:                                                        # both gates drawn, on the fixed 0-1 scale
+        assert not at.info and fixed == 2 and not fixed_note
+        at.toggle(key="stretch").set_value(True).run()           # stretched: one range over both maps
+        model, x = model_and_input(name, data)
+        gates = [capture_attention(model, x, e).layer("layer4.1").spatial[0] for e in (None, edit)]
+        assert ((gates[1] - gates[0]).abs().max() > 1e-3) == (mode == "channel_gate_off")   # zeroing acts after it
+        lo, hi = min(float(g.min()) for g in gates), max(float(g.max()) for g in gates)
+        assert image_captions(at).count(f"{lo:.2f} to {hi:.2f}: gate value, one scale for the maps side by side") == 2
+        at.toggle(key="stretch").set_value(False).run()
     at.selectbox(key="model").set_value("se-resnet18-shapes").run()     # one gate: no per-gate modes
     assert_clean(at)
     assert at.radio(key="edit_mode").options == ["switch this block's attention off (gates = 1)",
                                                  "zero its top-5 channels"]
     assert at.radio(key="edit_mode").value == (mode if mode in ("gate_off", "zero_top_k") else "gate_off")
+    assert_edit_explained(at, "se-resnet18-shapes", data, Intervention("layer4.1", at.radio(key="edit_mode").value))
+    if mode == "zero_top_k":                                     # the zeroed channels fire nowhere
+        assert values(at.info) == ["Nothing to draw: the edit zeroed the top-5 weighted channels, so by "
+                                   "construction they fire nowhere (all zero)."]
+    else:                                                        # the top channels fire unweighted
+        from viz import joint_range
+        original = inspect_image(pretrained.load("se-resnet18-shapes"), data)
+        maps = [original.view("layer4.1").map, original.intervene("layer4.1", "gate_off").edited_map()]
+        lo, hi = joint_range(maps, False)
+        assert not at.info
+        assert image_captions(at).count(f"{lo:.2f} to {hi:.2f}: mean activation, one scale for the maps side by "
+                                        "side") == 2
 
 
 def test_downloads_view_offers_every_figure_and_the_weights():
@@ -696,6 +744,10 @@ def test_user_text_is_literal_everywhere_it_is_shown(evil):
     assert_inert(description, f"CBAM ResNet-18 from {evil}.safetensors")
     at.segmented_control(key="view").set_value("Intervene").run()
     assert_inert(at.metric[0].label, f"Probability of '{evil}")         # a label from the file's metadata
+    [explained] = [m.value for m in at.markdown if "the probability of '" in plain(m.value)]
+    assert_inert(explained, f"the probability of '{evil}")
+    [cam_heading] = [m.value for m in at.markdown if plain(m.value).startswith("**Grad-CAM of '")]
+    assert_inert(cam_heading, f"Grad-CAM of '{evil}")
     key = "file:" + hashlib.sha256(data).hexdigest()
     at.text_area(key=f"labels_{key}").set_value(f"{evil} a\n{evil} b\n{evil} c").run()   # labels typed
     assert_inert(at.metric[0].label, f"Probability of '{evil} ")

@@ -256,6 +256,21 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     full_page_screenshot(page, tmp_path / "sanity.png")
     shutil.copyfile(tmp_path / "sanity.png", SCREENSHOT_COPY.with_name("sanity.png"))
 
+    # Intervene: switch the block's attention off; the maps before and after, and what it means.
+    main.get_by_text("Intervene", exact=True).click()
+    main.get_by_text("switch this block's attention off (gates = 1)").click()
+    expect(main.get_by_text("Nothing to draw: the edit switched this gate off")).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+    expect(main.get_by_text(re.compile(r"the probability of '"))).to_have_count(1)     # raised, lowered or not
+    shared = main.locator('[data-testid="stImageCaption"]', has_text="class evidence, one scale for the maps side by side")
+    expect(shared).to_have_count(2)
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-testid="stMain"] [data-testid="stImage"] img')).map(i => [i.complete, i.naturalWidth, i.width])""")
+    assert len(sizes) == 1 + 3 + 4 and all(done and natural > 0 and shown >= 150 for done, natural, shown in sizes), sizes
+    assert_no_errors(page)
+    full_page_screenshot(page, tmp_path / "intervene.png")
+    shutil.copyfile(tmp_path / "intervene.png", SCREENSHOT_COPY.with_name("intervene.png"))
+
     # Downloads: a figure rendered on click, named after the image and the model.
     main.get_by_text("Downloads", exact=True).click()
     button = main.get_by_role("button", name="layer4.1 channel weights (PNG)")

@@ -1,6 +1,6 @@
 """Grad-CAM and Score-CAM at a residual block: equal to pytorch-grad-cam's (before its resizing and
 scaling) on our ResNets and timm's, targets, shapes, one forward + one backward for many blocks,
-nothing left on the model, and thread safety on one shared model."""
+Grad-CAM through an edited model, nothing left on the model, and thread safety on one shared model."""
 import copy
 
 import numpy as np
@@ -12,8 +12,9 @@ from pytorch_grad_cam import GradCAM, ScoreCAM          # the reference (require
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from blocks import attention_resnet, grad_cam, grad_cams, residual_blocks, score_cam
-from conftest import in_threads, randomize_batchnorm
+from blocks import (Intervention, attention_resnet, capture_attention, grad_cam, grad_cams, interventions,
+                    residual_blocks, score_cam, strongest_channels)
+from conftest import KINDS, in_threads, randomize_batchnorm
 
 TOL = 1e-5
 
@@ -145,6 +146,105 @@ def test_many_blocks_take_one_forward_and_one_backward_and_equal_one_at_a_time()
     assert (len(forwards), len(backwards)) == (1, 1)
     for name in ("layer1.0", "layer3.4", "layer4.2"):
         torch.testing.assert_close(cams[name], grad_cam(model, x, name, [1, 2]), rtol=1e-5, atol=1e-6)
+
+
+class Ones(nn.Module):
+    """A gate switched off for good: it outputs 1 wherever the sigmoid would output a weight."""
+
+    def forward(self, z):
+        return torch.ones_like(z)
+
+
+class ChannelMask(nn.Module):
+    def __init__(self, keep):                           # keep: [B, C] of 0 and 1
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, y):
+        return y * self.keep[:, :, None, None]
+
+
+def physically_edited(model: nn.Module, x: torch.Tensor, edit: Intervention) -> nn.Module:
+    """A copy of `model` with `edit` built into it: gates replaced by `Ones`, or the attention
+    module followed by a mask of its k highest-weighted channels (per image of `x`)."""
+    edited = copy.deepcopy(model)
+    attn = edited.get_submodule(edit.block).attn
+    if edit.mode == "zero_top_k":
+        weights = capture_attention(model, x).layer(edit.block).channel            # [B, C]
+        keep = torch.ones_like(weights).scatter_(1, strongest_channels(weights, edit.k), 0)
+        edited.get_submodule(edit.block).attn = nn.Sequential(attn, ChannelMask(keep))
+        return edited
+    stages = {"gate_off": ("channel", "spatial"), "channel_gate_off": ("channel",),
+              "spatial_gate_off": ("spatial",)}[edit.mode]
+    if not hasattr(attn, "channel"):                    # SE / ECA: one gate
+        attn.gate = Ones()
+    for stage in stages:
+        if hasattr(attn, stage):
+            getattr(attn, stage).gate = Ones()
+    return edited
+
+
+@pytest.mark.parametrize("kind, mode", [(kind, mode) for kind in KINDS for mode in interventions(kind)])
+def test_edited_grad_cam_equals_grad_cam_of_a_physically_edited_copy(kind, mode):
+    """Before, at and after the edited block: the edit changes the activations after it and the
+    gradients flowing back through it."""
+    model, x = tiny(18, kind), image()
+    edit = Intervention("layer2.1", mode, k=3)
+    reference = physically_edited(model, x, edit)
+    blocks = ["layer1.1", "layer2.1", "layer3.1"]
+    with torch.no_grad():
+        top = model(x).argmax(1)                        # the unedited model's top class, as the app asks
+        torch.testing.assert_close(reference(x), capture_attention(model, x, edit).logits, rtol=1e-5, atol=1e-5)
+    ours, ref = grad_cams(model, x, blocks, top, edit), grad_cams(reference, x, blocks, top)
+    unedited = grad_cams(model, x, blocks, top)
+    for name in blocks:
+        assert_library_equal(ours[name], ref[name])
+    assert (ours["layer3.1"] - unedited["layer3.1"]).abs().max() > 1e-3          # the edit shows
+    for name, cam in grad_cams(model, x, blocks, top).items():                    # and left no trace
+        assert torch.equal(cam, unedited[name])
+    torch.testing.assert_close(grad_cam(model, x, "layer3.1", edit=edit), grad_cam(reference, x, "layer3.1"),
+                               rtol=1e-5, atol=1e-5)                # default target: the edited model's top
+    assert hooks(model) == 0 and all(p.grad is None for p in model.parameters())
+
+
+def test_edited_grad_cam_leaves_nothing_and_bad_edits_are_value_errors():
+    model, x = tiny(18, "se"), image()
+    model.layer1.requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    for mode in ("gate_off", "zero_top_k"):
+        grad_cams(model, x, residual_blocks(model), edit=Intervention("layer3.0", mode))
+    with pytest.raises(ValueError, match="no attention block named 'layer9.0'; blocks: layer1.0, layer1.1"):
+        grad_cam(model, x, "layer3.1", edit=Intervention("layer9.0"))
+    with pytest.raises(ValueError, match="layer3.0 is SE: it has no spatial gate to switch off"):
+        grad_cam(model, x, "layer3.1", edit=Intervention("layer3.0", "spatial_gate_off"))
+    assert hooks(model) == 0
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+
+
+def test_threads_mixing_edited_and_unedited_calls_each_get_their_own():
+    model = tiny(18, "cbam")
+    images = [image(1, 32, seed) for seed in range(4)]
+    edits = [None, Intervention("layer2.0", "gate_off"), Intervention("layer3.0", "zero_top_k", k=4)]
+    serial = [[grad_cam(model, x, "layer3.1", 0, edit) for edit in edits] for x in images]
+    for cams in serial:                                 # every edit gives another map: a mix-up would show
+        assert min((a - b).abs().max() for i, a in enumerate(cams) for b in cams[:i]) > 1e-4
+    results, errors = [[] for _ in images], []
+
+    def work(i):
+        try:
+            for call in range(9):
+                results[i].append((call % 3, grad_cam(model, images[i], "layer3.1", 0, edits[(call + i) % 3])))
+        except Exception as error:                     # noqa: BLE001 -- reported below
+            errors.append(error)
+
+    in_threads(work, len(images))
+    assert not errors, errors
+    for i, calls in enumerate(results):
+        assert len(calls) == 9
+        for call, cam in calls:
+            torch.testing.assert_close(cam, serial[i][(call + i) % 3], rtol=1e-5, atol=1e-6)
+    assert hooks(model) == 0 and all(p.grad is None for p in model.parameters())
 
 
 def hooks(model: nn.Module) -> int:

@@ -12,8 +12,8 @@ from torch import nn
 
 from blocks import AttentionRecord, CBAMBlock, capture_attention
 from lens import BlockView, spatial_view
-from viz import (channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure, overlay,
-                 spatial_grid_figure, spatial_view_figure, upsample)
+from viz import (SpatialView, channel_depth_figure, channel_weights_figure, colorbar_strip, figure_png, heatmap_figure,
+                 joint_range, overlay, spatial_grid_figure, spatial_view_figure, upsample)
 from viz.channels import TOP_BAR, channel_weights_chart, spaced
 
 
@@ -86,6 +86,24 @@ def test_stretch_uses_the_maps_own_range():
     stretched = np.asarray(overlay(image, m, cmap="gray", alpha=1.0, stretch=True))
     assert stretched.max() == 255 and stretched.min() == 0
     assert 90 < fixed.min() and fixed.max() < 165
+
+
+def test_maps_compared_side_by_side_share_one_range():
+    """A map before and after an edit: one range over both, so one value gets one colour."""
+    before = SpatialView(np.array([[0.0, 2.0]]), "Grad-CAM", False, "class evidence")
+    after = SpatialView(np.array([[1.0, 4.0]]), "Grad-CAM", False, "class evidence")
+    assert joint_range([before, after], False) == (0.0, 4.0)
+    image = Image.new("RGB", (2, 1))
+    drawn = [np.asarray(overlay(image, v.values, cmap="gray", alpha=1.0, cells=True, value_range=(0.0, 4.0)))[0, :, 0]
+             for v in (before, after)]
+    assert drawn[0].tolist() == [0, 128] and drawn[1].tolist() == [64, 255]    # 2.0 is mid-grey in both
+    assert after.scale_caption(False, (0.0, 4.0)) == "0.00 to 4.00: class evidence, one scale for the maps side by side"
+    gate = SpatialView(np.array([[0.2, 0.6]]), "gate", True, "gate value")
+    off = SpatialView(np.ones((1, 2)), "gate", True, "gate value", note="switched off")
+    assert joint_range([gate, off], False) == (0.0, 1.0)                        # gates: the fixed scale
+    assert joint_range([gate, off], True) == pytest.approx((0.2, 0.6))         # stretched: what is drawn sets it
+    assert gate.scale_caption(False, (0.0, 1.0)) == "0.00 to 1.00: gate value, fixed scale"
+    assert gate.scale_caption(True) == "0.20 to 0.60: stretched to this map's range"
 
 
 def test_maps_come_as_arrays_or_tensors_of_one_image():

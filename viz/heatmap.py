@@ -15,15 +15,16 @@ EDGE = 128               # grey frame of a colour strip
 
 
 def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
-            stretch: bool = False, cells: bool = False) -> Image.Image:
-    """The image with the upsampled map blended on top, colour-mapped over `display_range`
-    (`cells`: one flat colour per feature-map cell instead of bilinear smoothing)."""
+            stretch: bool = False, cells: bool = False, value_range: tuple[float, float] | None = None) -> Image.Image:
+    """The image with the upsampled map blended on top, colour-mapped over `display_range`, or over
+    `value_range` when given (a `joint_range` shared with other maps); `cells`: one flat colour per
+    feature-map cell instead of bilinear smoothing."""
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
     m = as_map(attention_map)
     values = upsample(m, rgb.shape[:2], cells)
-    lo, hi = display_range(m, stretch)          # of the map itself: the range its caption states
+    lo, hi = value_range or display_range(m, stretch)   # the range the map's caption states
     colours = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1))[..., :3] * 255
     return Image.fromarray(((1 - alpha) * rgb + alpha * colours).round().astype(np.uint8))
 

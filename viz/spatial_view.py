@@ -3,7 +3,8 @@
 A gate (CBAM's spatial attention) is absolute: it is drawn on a fixed 0-1 scale, so the same colour
 means the same gate everywhere, unless the user asks to stretch it. Anything else (an SE/ECA
 channel-activity map, an attribution map) has no fixed range and is always stretched to its own
-finite values. A map with nothing to show (`note`) is drawn bare.
+finite values. A map with nothing to show (`note`) is drawn bare. Maps of one quantity drawn side
+by side to be compared (a block's map before and after an edit) share one range (`joint_range`).
 """
 from dataclasses import dataclass
 
@@ -37,10 +38,12 @@ class SpatialView:
     def display_range(self, stretch: bool) -> tuple[float, float]:
         return display_range(self.values, self.stretched(stretch))
 
-    def scale_caption(self, stretch: bool) -> str:
-        """What the colours mean, e.g. '0.00 to 1.00: gate value, fixed scale'."""
-        lo, hi = self.display_range(stretch)
-        how = "stretched to this map's range" if self.stretched(stretch) else f"{self.units}, fixed scale"
+    def scale_caption(self, stretch: bool, joint: tuple[float, float] | None = None) -> str:
+        """What the colours mean, e.g. '0.00 to 1.00: gate value, fixed scale'; `joint`: the range
+        this map shares with the maps beside it (`joint_range`)."""
+        lo, hi = joint or self.display_range(stretch)
+        how = (f"{self.units}, fixed scale" if not self.stretched(stretch) else
+               f"{self.units}, one scale for the maps side by side" if joint else "stretched to this map's range")
         return f"{lo:.2f} to {hi:.2f}: {how}"
 
     @property
@@ -52,3 +55,12 @@ class SpatialView:
 def shared_scale(views, stretch: bool) -> bool:
     """Whether maps drawn side by side share one colour scale: only fixed-scale gates do."""
     return not any(view.stretched(stretch) for view in views)
+
+
+def joint_range(views, stretch: bool) -> tuple[float, float]:
+    """One colour range for maps of one quantity compared side by side: 0..1 when all are fixed-scale
+    gates, else the min..max of all their finite values, so equal colours mean equal values. Maps
+    with nothing to draw (`note`) do not set it."""
+    drawn = [view for view in views if not view.note] or list(views)
+    values = np.concatenate([np.ravel(view.values) for view in drawn])
+    return display_range(values, not shared_scale(drawn, stretch))
