@@ -15,9 +15,15 @@ def class_names(path: Path) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"cannot read class names from {path}: {e}") from e
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=pretrained.DEFAULT_MODEL,
-                        help="a name from pretrained.available() or a weights file (default: %(default)s)")
+def add_model_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """`several`: --model takes one or more names (each is done in turn)."""
+    if several:
+        parser.add_argument("--model", nargs="+", default=[pretrained.DEFAULT_MODEL], metavar="MODEL",
+                            help="names from pretrained.available() or weights files, one or more "
+                                 f"(default: {pretrained.DEFAULT_MODEL})")
+    else:
+        parser.add_argument("--model", default=pretrained.DEFAULT_MODEL,
+                            help="a name from pretrained.available() or a weights file (default: %(default)s)")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
                         help="for a weights file: the image size the model was trained on (default: 224, or "
                              "the file's own)")

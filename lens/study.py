@@ -241,8 +241,7 @@ def write_figures(folder: Path, total: Partial, summary: dict, blocks: list[tupl
     (folder / "maps").mkdir(parents=True, exist_ok=True)
     entries = summary["blocks"]
     names = [e["block"] for e in entries]
-    (folder / "class_specificity.png").write_bytes(figure_png(specificity_figure(
-        names, [e["inter_class_correlation"] for e in entries], [e["eta_squared"] for e in entries])))
+    (folder / "class_specificity.png").write_bytes(figure_png(specificity_figure(names, {"": specificity(summary)})))
     (folder / "channel_health.png").write_bytes(figure_png(channel_health_figure(
         names, [e["channels"] for e in entries], [e["dead_channels"] for e in entries],
         [e["saturated_channels"] for e in entries], [e["static_channels"] for e in entries])))
@@ -254,13 +253,29 @@ def write_figures(folder: Path, total: Partial, summary: dict, blocks: list[tupl
             total.arrays[f"{name}|map_sum"] / count[:, None, None], classes, name, fixed=kind == "cbam")))
 
 
+def specificity(summary: dict) -> tuple[list, list]:
+    """(inter-class correlation, eta squared) per block of a study's summary."""
+    return ([e["inter_class_correlation"] for e in summary["blocks"]], [e["eta_squared"] for e in summary["blocks"]])
+
+
+def write_comparison(out: Path, summaries: dict[str, dict]) -> None:
+    """Several models' studies side by side: DIR/comparison.json and DIR/class_specificity.png."""
+    rows = {name: [{k: e[k] for k in ("block", "kind", "inter_class_correlation", "eta_squared", "saturated_share",
+                                      "dead_channels", "saturated_channels", "static_channels")}
+                   for e in summary["blocks"]] for name, summary in summaries.items()}
+    (out / "comparison.json").write_text(json.dumps(rows, indent=1, allow_nan=False))
+    blocks = max(([e["block"] for e in s["blocks"]] for s in summaries.values()), key=len)
+    curves = {name: specificity(s) for name, s in summaries.items() if [e["block"] for e in s["blocks"]] == blocks}
+    (out / "class_specificity.png").write_bytes(figure_png(specificity_figure(blocks, curves)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lens study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", metavar="SOURCE",
                         help="a folder with one subfolder of images per class, or shapes:v2:SEED:N")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the study's files")
-    add_model_options(parser)
+    add_model_options(parser, several=True)
     parser.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per batch (default: 64)")
     parser.add_argument("--shard-size", type=int, default=512, metavar="S",
                         help="images per saved shard, a multiple of the batch size (default: 512)")
@@ -282,24 +297,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
-    loaded = load_model(args, parser)
-    if loaded is None:
-        return 2
-    model = StudyModel(args.model, args.input_size, args.crop_pct, args.labels, args.device)
-    try:
-        summary = run_study(args.source, model, args.out, batch_size=args.batch_size, shard_size=args.shard_size,
-                            workers=args.workers, engine=args.engine, address=args.address,
-                            ray_workers=args.ray_workers, progress=not args.quiet, loaded=loaded)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{summary['images']} images studied -> {args.out}"
-          + (f"; {len(summary['failed'])} could not be read" if summary["failed"] else ""))
-    for entry in summary["blocks"]:
-        print(f"  {entry['block']:10} {entry['kind']:5} inter-class r {_fmt(entry['inter_class_correlation'])}"
-              f"  eta^2 {_fmt(entry['eta_squared'])}  saturated {entry['saturated_share']:.1%}"
-              f"  dead {entry['dead_channels']}  static {entry['static_channels']}/{entry['channels']}")
-    return 0
+    summaries, failed = {}, 0
+    for name in args.model:
+        out = args.out / Path(name).stem if len(args.model) > 1 else args.out
+        loaded = load_model(argparse.Namespace(**{**vars(args), "model": name}), parser)
+        if loaded is None:
+            failed += 1
+            continue
+        if not attention_sites(loaded.model):
+            print(f"{name}: no SE, ECA or CBAM attention blocks, nothing to study (skipped)")
+            continue
+        model = StudyModel(name, args.input_size, args.crop_pct, args.labels, args.device)
+        try:
+            summary = run_study(args.source, model, out, batch_size=args.batch_size, shard_size=args.shard_size,
+                                workers=args.workers, engine=args.engine, address=args.address,
+                                ray_workers=args.ray_workers, progress=not args.quiet, loaded=loaded)
+        except ValueError as e:
+            print(f"error: {name}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        summaries[name] = summary
+        print(f"{name}: {summary['images']} images studied -> {out}"
+              + (f"; {len(summary['failed'])} could not be read" if summary["failed"] else ""))
+        for entry in summary["blocks"]:
+            print(f"  {entry['block']:10} {entry['kind']:5} inter-class r {_fmt(entry['inter_class_correlation'])}"
+                  f"  eta^2 {_fmt(entry['eta_squared'])}  saturated {entry['saturated_share']:.1%}"
+                  f"  dead {entry['dead_channels']}  static {entry['static_channels']}/{entry['channels']}")
+    if len(summaries) > 1:
+        write_comparison(args.out, summaries)
+        print(f"comparison of {len(summaries)} models -> {args.out / 'comparison.json'}, "
+              f"{args.out / 'class_specificity.png'}")
+    return 2 if failed else 0
 
 
 def _fmt(value) -> str:

@@ -221,7 +221,7 @@ def test_the_command_runs_a_study_and_reports_bad_arguments(shapes_model, tmp_pa
     assert study.main(["shapes:v2:0:8", "--model", shapes_model.source, "--out", str(tmp_path), "--batch-size", "4",
                        "--shard-size", "8", "--workers", "0", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"8 images studied -> {tmp_path}\n  layer1.0   cbam  inter-class r")
+    assert out.startswith(f"{shapes_model.source}: 8 images studied -> {tmp_path}\n  layer1.0   cbam  inter-class r")
     for argv, message in ((["shapes:v2:0"], "write a shapes source as shapes:v2:SEED:N"),
                           (["shapes:v2:0:8", "--batch-size", "3"], "must be a multiple of the batch size (3)"),
                           (["shapes:v2:0:8", "--device", "tpu"], "--device: unknown device 'tpu'")):
@@ -260,3 +260,26 @@ def test_the_ray_engine_gives_the_single_process_result(shapes_model, tmp_path):
     np.testing.assert_allclose(tables["local"]["mean"], tables["ray"]["mean"], rtol=0, atol=1e-6)
     images = {engine: pd.read_parquet(tmp_path / engine / "images.parquet") for engine in ("local", "ray")}
     assert images["local"]["predicted"].tolist() == images["ray"]["predicted"].tolist()
+
+
+def test_several_models_are_studied_side_by_side_and_a_model_without_gates_is_skipped(shapes_model, tmp_path,
+                                                                                       capsys):
+    files = {}
+    for kind in ("se", None):
+        torch.manual_seed(1)
+        model = attention_resnet(18, kind, num_classes=10, width=8, ratio=2).eval()
+        files[kind] = tmp_path / f"tiny-{kind or 'plain'}.safetensors"
+        save_file(model.state_dict(), str(files[kind]), metadata={
+            "labels": json.dumps(list(CLASSES)), "preprocess": json.dumps({"input_size": 64, "crop_pct": 1.0})})
+    status = study.main(["shapes:v2:0:8", "--model", shapes_model.source, str(files["se"]), str(files[None]),
+                         "--out", str(tmp_path / "out"), "--batch-size", "8", "--shard-size", "8", "--workers", "0",
+                         "--quiet"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert f"{files[None]}: no SE, ECA or CBAM attention blocks, nothing to study (skipped)" in out
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert list(comparison) == [shapes_model.source, str(files["se"])]
+    assert [b["kind"] for b in comparison[str(files["se"])]] == ["se"] * 8
+    single = json.loads((tmp_path / "out" / "tiny-se" / "study.json").read_text())
+    assert comparison[str(files["se"])][7]["eta_squared"] == single["blocks"][7]["eta_squared"]
+    assert Image.open(tmp_path / "out" / "class_specificity.png").size[0] > 400

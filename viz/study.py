@@ -29,22 +29,27 @@ def excitation_figure(means, class_names, block: str) -> Figure:
     return fig
 
 
-def specificity_figure(blocks: list[str], correlation: list, eta_squared: list) -> Figure:
-    """Per block in forward order: the mean inter-class correlation of the classes' mean
-    excitations (falls as blocks become class-specific) and eta squared (rises)."""
-    fig = new_figure(max(5.0, 0.42 * len(blocks) + 2.0), 3.2)
+def specificity_figure(blocks: list[str], curves: dict[str, tuple[list, list]]) -> Figure:
+    """Per block in forward order, for each model in `curves` (name -> (inter-class correlation,
+    eta squared) per block; None where undefined): the correlation of the classes' mean
+    excitations (falls as blocks become class-specific, solid) and eta squared (rises, dashed)."""
+    fig = new_figure(max(5.0, 0.42 * len(blocks) + 2.5), 3.4)
     ax = fig.add_subplot()
     x = np.arange(len(blocks))
+
     def as_float(values):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-    ax.plot(x, as_float(correlation), "o-", color="#3b75af", label="inter-class correlation of mean excitations")
-    ax.plot(x, as_float(eta_squared), "s--", color="#d62728", label="eta squared (variance explained by class)")
+    for i, (name, (correlation, eta_squared)) in enumerate(curves.items()):
+        prefix, colour = (f"{name}: " if name else ""), f"C{i}"
+        ax.plot(x, as_float(correlation), "o-", color=colour, label=f"{prefix}inter-class correlation")
+        ax.plot(x, as_float(eta_squared), "s--", color=colour, label=f"{prefix}eta squared")
     ax.set_xticks(x, blocks, rotation=90, fontsize=7)
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel("0 .. 1")
-    ax.set_title("Class specificity over depth", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_title("Class specificity over depth (solid: correlation of class means; dashed: eta squared)",
+                 fontsize=9)
+    ax.legend(fontsize=6, loc="best")
     return fig
 
 
