@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .capture import Intervention, register_intervention
-from .hooks import CallHooks
+from .hooks import CallHooks, on_model_device
 from .sites import attention_sites, declared_blocks
 
 
@@ -73,6 +73,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, block: str, target=None, batch_
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     names = _check(model, x, [block])
+    x = on_model_device(model, x)                      # the masks below are made on the model's device
     with torch.inference_mode():
         logits, acts = _forward(model, x, names, track=False)
         classes = _classes(target, logits).tolist()

@@ -35,10 +35,15 @@ class CallHooks:
 
     def run(self, model: nn.Module, x):
         """`model(x)` as this call, with `x` moved to the model's device."""
-        parameter = next(model.parameters(), None)
-        x = x if parameter is None else x.to(parameter.device)
+        x = on_model_device(model, x)
         reset = _running.set(self._token)
         try:
             return model(x)
         finally:
             _running.reset(reset)
+
+
+def on_model_device(model: nn.Module, x):
+    """`x` on the device of the model's parameters (a GPU model takes the CPU tensors callers make)."""
+    parameter = next(model.parameters(), None)
+    return x if parameter is None else x.to(parameter.device)
