@@ -1,6 +1,11 @@
 """The README's library snippet runs as written, and the README points nowhere outside the repository."""
+import json
 import re
 from pathlib import Path
+
+import pytest
+
+from lens import study
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -34,3 +39,19 @@ def test_two_commands_and_what_a_fresh_machine_needs():
     assert "`apt-get update && apt-get install chromium fonts-dejavu-core`" in flat
     assert "Later starts need no pip: `.venv/bin/streamlit run serve.py`" in flat
     assert "`.venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu`" in flat
+
+
+@pytest.mark.slow
+def test_the_study_command_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's study of the bundled models, on 20 images instead of 2,000."""
+    section = README[README.index("## Dataset study"):README.index("## Bundled models")]
+    command = re.search(r"```bash\n(.*?)\n```", section, re.S)[1].split()
+    assert command[:4] == [".venv/bin/python", "-m", "lens", "study"]
+    argv = [arg.replace(":2000", ":20") for arg in command[4:]]
+    argv[argv.index("--out") + 1] = str(tmp_path / "bundled")
+    monkeypatch.chdir(ROOT)
+    assert study.main(argv + ["--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "plain-resnet18-shapes: no SE, ECA or CBAM attention blocks, nothing to study (skipped)" in out
+    assert sorted(json.loads((tmp_path / "bundled" / "comparison.json").read_text())) == [
+        "cbam-resnet18-shapes", "eca-resnet18-shapes", "se-resnet18-shapes"]
