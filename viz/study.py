@@ -40,13 +40,15 @@ def specificity_figure(blocks: list[str], curves: dict[str, tuple[list, list]]) 
     def as_float(values):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
+    lowest = 0.0
     for i, (name, (correlation, eta_squared)) in enumerate(curves.items()):
         prefix, colour = (f"{name}: " if name else ""), f"C{i}"
         ax.plot(x, as_float(correlation), "o-", color=colour, label=f"{prefix}inter-class correlation")
         ax.plot(x, as_float(eta_squared), "s--", color=colour, label=f"{prefix}eta squared")
+        lowest = np.nanmin([lowest, *as_float(correlation)])      # class means can anti-correlate
     ax.set_xticks(x, blocks, rotation=90, fontsize=7)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("0 .. 1")
+    ax.set_ylim(lowest - 0.05, 1.05)
+    ax.set_ylabel("correlation; share of variance")
     ax.set_title("Class specificity over depth (solid: correlation of class means; dashed: eta squared)",
                  fontsize=9)
     ax.legend(fontsize=6, loc="best")
