@@ -30,6 +30,7 @@ with st.spinner("Starting: loading PyTorch and the models..."):
     from lens.localisation import MEASURES  # noqa: E402
     from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, shared_scale  # noqa: E402
     from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart  # noqa: E402
+    from viz.markup import md  # noqa: E402
     from study_page import study_page  # noqa: E402
 
 ASSETS = Path(__file__).parent / "assets"
@@ -142,17 +143,6 @@ class Display:
     cells: bool
     sort: bool
     top_k: int
-
-
-MARKUP = re.compile(r"""([\\`*_{}\[\]()<>#+\-.!|~:$&"'=^%/])""")
-
-
-def md(text) -> str:
-    """User-controlled text (file names, class names, a file's keys in an error) made literal for
-    Streamlit's markdown, which every label, caption and message goes through: each ASCII
-    punctuation mark that GFM, HTML, $maths$ or :colour[] directives could read is escaped (a
-    backslash before any ASCII punctuation is literal in CommonMark), and line breaks become spaces."""
-    return MARKUP.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def capitalised(text: str) -> str:

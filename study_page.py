@@ -13,6 +13,7 @@ import streamlit as st
 from lens.study import StudyModel, run_study
 from lens.study_results import FILES, StudyResults
 from viz import figure_png
+from viz.markup import md
 
 STUDIES_ROOT = Path(os.environ.get("ATTENTION_LENS_STUDIES", Path(__file__).parent / "studies"))
 LIVE_SIZES = {20: "20 per class (200 images)", 50: "50 per class (500 images)", 100: "100 per class (1,000 images)"}
@@ -71,7 +72,7 @@ def choose_study(entries: dict) -> StudyResults | None:
         try:
             return saved_study(str(folder), (folder / "study.json").stat().st_mtime)
         except (ValueError, OSError) as e:
-            st.error(f"Cannot open {folder.name}: {e}")
+            st.error(f"Cannot open {md(folder.name)}: {md(e)}")
             return None
     bundled = [name for name, e in entries.items() if e.source == "bundled" and e.attention]
     c1, c2 = st.columns(2)
