@@ -209,6 +209,7 @@ def write_outputs(out: Path, total: Partial, blocks: list[tuple[str, str]], spec
         rows.insert(6, "correct", rows["label_name"] == rows["predicted_label"])
         summary["accuracy"] = float(rows["correct"].mean())
     summary.update(source=source, model=asdict(model), model_name=loaded.name, classes=list(classes),
+                   input_size=loaded.preprocess.input_size,
                    labels_match_model=matches, failed=[{"image": spec.image_id(int(i)), "reason": str(r)} for i, r
                                                        in zip(total.failed.get("index", []),
                                                               total.failed.get("reason", []))])
@@ -250,7 +251,8 @@ def write_figures(folder: Path, total: Partial, summary: dict, blocks: list[tupl
         (folder / "excitations" / f"{name}.png").write_bytes(figure_png(excitation_figure(
             total.arrays[f"{name}|mean"], classes, name)))
         (folder / "maps" / f"{name}.png").write_bytes(figure_png(class_maps_figure(
-            total.arrays[f"{name}|map_sum"] / count[:, None, None], classes, name, fixed=kind == "cbam")))
+            total.arrays[f"{name}|map_sum"] / count[:, None, None], classes, name, summary["input_size"],
+            fixed=kind == "cbam")))
 
 
 def specificity(summary: dict) -> tuple[list, list]:

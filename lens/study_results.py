@@ -79,7 +79,7 @@ class StudyResults:
     def maps_figure(self, block: str, cmap: str = "jet") -> Figure:
         kind = self.summary["blocks"][self.blocks.index(self._check(block))]["kind"]
         return class_maps_figure(np.stack([self.class_map(block, c) for c in self.classes]), self.classes, block,
-                                 cmap=cmap, fixed=kind == "cbam")
+                                 self.summary["input_size"], cmap=cmap, fixed=kind == "cbam")
 
     def localisation_table(self, block: str) -> pd.DataFrame:
         """Per measure (rows): the block's map and the two baselines (columns), over all images."""

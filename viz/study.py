@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figure import new_figure
+from .upsample import upsample
 
 
 def excitation_figure(means, class_names, block: str) -> Figure:
@@ -73,10 +74,12 @@ def channel_health_figure(blocks: list[str], channels: list[int], dead: list[int
     return fig
 
 
-def class_maps_figure(maps, class_names, block: str, cmap: str = "jet", fixed: bool = True) -> Figure:
-    """`maps` [K, h, w]: each class's mean spatial map of one block, on one shared scale
-    (0 .. 1 for gates when `fixed`, else the maps' common range)."""
-    maps = np.asarray(maps, dtype=np.float64)
+def class_maps_figure(maps, class_names, block: str, image_size: int, cmap: str = "jet", fixed: bool = True
+                      ) -> Figure:
+    """`maps` [K, h, w]: each class's mean spatial map of one block, drawn in image coordinates
+    (upsampled to `image_size` as the overlays are), on one shared scale (0 .. 1 for gates when
+    `fixed`, else the maps' common range)."""
+    maps = np.stack([upsample(m, (image_size, image_size)) for m in np.asarray(maps, dtype=np.float32)])
     columns = min(5, len(maps))
     rows = -(-len(maps) // columns)
     fig = new_figure(1.6 * columns + 0.8, 1.7 * rows + 0.4)
