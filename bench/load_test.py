@@ -1,11 +1,11 @@
-"""Load test: N sessions at once against one `streamlit run serve.py`, each uploading its own image.
+"""Load test: N sessions at once against `streamlit run serve.py`, each uploading its own image.
 
-    python -m bench.load_test [--sessions 1 4 8 16] [--rounds 5]
+    python -m bench.load_test [--sessions 1 4 8 16] [--rounds 5] [--replicas 1]
 
 The client is light, no browser: each session is one websocket speaking Streamlit's own protocol
 (protobuf BackMsg / ForwardMsg on /_stcore/stream; the file goes by HTTP PUT to the URL the server
 hands out, as the front end does), every session in this one asyncio process, which runs at nice
-+10 once the server has started, so the server gets the CPU first (both CPU totals are printed).
++10 once the servers have started, so they get the CPU first (both CPU totals are printed).
 Per round, for each N (ascending, then descending in the next round): N new sessions open the
 default page at once; each then uploads at once its own image, one no session has shown before (a
 generated shape, 160 px PNG): upload -> the script run finished; then N more new sessions each upload
@@ -15,7 +15,10 @@ process (`lens.inspect_image(pretrained.load(pretrained.DEFAULT_MODEL), bytes)`)
 caption against its own file name: a page that shows another session's image or predictions is
 cross-talk. Ideal for N: max(1, N / cores) x the single-session time (N = 1's median). Target
 (issue #13) at N = 16: no errors, no cross-talk, p95 <= 2x ideal. Server RSS: the peak resident
-memory (VmHWM, reset before each N) of the server process and its children, summed.
+memory (VmHWM, reset before each N) of the servers and their children, summed.
+`--replicas R` starts R servers and spreads the sessions over them round robin, each session kept
+on its server (a load balancer with sticky sessions); a session repeating an image goes to the
+server that computed it.
 """
 import argparse
 import asyncio
@@ -26,6 +29,7 @@ import statistics
 import time
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,73 +218,85 @@ def judged(page: Page | BaseException, upload: Upload, batch: list[Upload]) -> s
     return f"error: shows {page.caption!r} with {page.predictions[:1]}, expected {upload.expected[:1]}"
 
 
-async def opened(base: str, n: int) -> tuple[list[Session], list[Page]]:
-    sessions = [Session(base) for _ in range(n)]
-    pages = await asyncio.gather(*(asyncio.wait_for(s.open(), TIMEOUT_S) for s in sessions))
+async def opened(bases: list[str]) -> tuple[list[Session], list]:
+    """A new session on each of `bases` (a replica's URL), opened at once: (sessions, default pages
+    or what went wrong)."""
+    sessions = [Session(base) for base in bases]
+    pages = await asyncio.gather(*(asyncio.wait_for(s.open(), TIMEOUT_S) for s in sessions), return_exceptions=True)
     return sessions, pages
 
 
-async def uploaded(sessions: list[Session], uploads: list[Upload]) -> list:
-    return await asyncio.gather(*(asyncio.wait_for(s.upload(u.name, u.data), TIMEOUT_S)
-                                  for s, u in zip(sessions, uploads)), return_exceptions=True)
+async def uploaded(sessions: list[Session], pages: list, uploads: list[Upload]) -> list:
+    """Each session uploads its file, all at once: the pages, or what went wrong (also in opening)."""
+    async def one(session: Session, page, upload: Upload):
+        if isinstance(page, BaseException):
+            raise page
+        return await asyncio.wait_for(session.upload(upload.name, upload.data), TIMEOUT_S)
+    return await asyncio.gather(*map(one, sessions, pages, uploads), return_exceptions=True)
 
 
-async def one_level(base: str, batch: list[Upload], pid: int) -> dict:
-    """N new sessions: default pages, then each its own new image, then N more new sessions on
-    images the first N uploaded (rotated by one). Times, judgements and the server's peak RSS."""
-    reset_peak(pid)
-    sessions, first = await opened(base, len(batch))
-    fresh = await uploaded(sessions, batch)
-    again, _ = await opened(base, len(batch))
-    rotated = batch[1:] + batch[:1]
-    repeat = await uploaded(again, rotated)
+async def one_level(bases: list[str], pids: list[int], batch: list[Upload]) -> dict:
+    """N new sessions, spread over the replicas and kept there (sticky): default pages, then each
+    its own new image; then N more new sessions on the images the first N uploaded (rotated by one,
+    each on the replica that saw its image). Times, judgements and the servers' peak RSS."""
+    reset_peak(pids)
+    home = [bases[i % len(bases)] for i in range(len(batch))]
+    sessions, first = await opened(home)
+    fresh = await uploaded(sessions, first, batch)
+    rotated, moved = batch[1:] + batch[:1], home[1:] + home[:1]
+    again, opened_again = await opened(moved)
+    repeat = await uploaded(again, opened_again, rotated)
     for s in sessions + again:
         await s.close()
-    verdicts = [judged(p, u, batch) for p, u in zip(fresh + repeat, batch + rotated)]
-    return {"first": [p.seconds for p in first],
+    return {"first": [p.seconds for p in first if isinstance(p, Page)],
             "fresh": [p.seconds for p in fresh if isinstance(p, Page)],
             "repeat": [p.seconds for p in repeat if isinstance(p, Page)],
-            "verdicts": verdicts, "rss": peak(pid)}
+            "verdicts": [judged(p, u, batch) for p, u in zip(fresh + repeat, batch + rotated)], "rss": peak(pids)}
 
 
-def tree(pid: int) -> list[int]:
-    """The process and its descendants."""
-    out = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            out += tree(int(child))
+def processes(pids: list[int]) -> list[int]:
+    """The processes and their descendants."""
+    out = list(pids)
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except FileNotFoundError:                          # a thread that ended meanwhile
+                continue
+            out += processes(children)
     return out
 
 
-def reset_peak(pid: int) -> None:
-    for p in tree(pid):
+def reset_peak(pids: list[int]) -> None:
+    for p in processes(pids):
         Path(f"/proc/{p}/clear_refs").write_text("5")          # VmHWM := current RSS
 
 
-def peak(pid: int) -> int:
-    """Bytes: the summed VmHWM of the process tree."""
+def peak(pids: list[int]) -> int:
+    """Bytes: the summed VmHWM of the processes and their descendants."""
     return sum(int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text())[1]) * 1024
-               for p in tree(pid))
+               for p in processes(pids))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process tree."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes and their descendants."""
     return sum(sum(map(int, Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[11:13]))
-               for p in tree(pid)) / os.sysconf("SC_CLK_TCK")
+               for p in processes(pids)) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-async def run(base: str, pid: int, plan: dict, sessions: list[int], rounds: int) -> dict:
-    warm, = (await opened(base, 1))[0]
-    await warm.upload("warm-up.png", images(1, 10_000)[0])                # first upload: lazy imports
-    await warm.close()
+async def run(bases: list[str], pids: list[int], plan: dict, sessions: list[int], rounds: int) -> dict:
+    warm, pages = await opened(bases)
+    await uploaded(warm, pages, [Upload("warm-up.png", images(1, 10_000)[0], [])] * len(bases))  # lazy imports
+    for s in warm:
+        await s.close()
     results = {n: [] for n in sessions}
     for r in range(rounds):
         for n in (sessions if r % 2 == 0 else sessions[::-1]):
-            results[n].append(await one_level(base, plan[r, n], pid))
+            results[n].append(await one_level(bases, pids, plan[r, n]))
     return results
 
 
@@ -288,20 +304,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--replicas", type=int, default=1)
     args = parser.parse_args()
     sessions = sorted({1, *args.sessions})                     # N = 1 gives the single-session time
     plan = batches(sessions, args.rounds)
     cores = len(os.sched_getaffinity(0))
-    with streamlit("serve.py") as (base, server):
-        os.nice(CLIENT_NICE)                                   # after the server started: it keeps nice 0
-        client_cpu, server_cpu = time.process_time(), cpu_seconds(server.pid)
-        results = asyncio.run(run(base, server.pid, plan, sessions, args.rounds))
-        client_cpu, server_cpu = time.process_time() - client_cpu, cpu_seconds(server.pid) - server_cpu
-    single = statistics.median(t for level in results[1] for t in level["fresh"])
-    print(f"streamlit run serve.py, {cores} cores, {args.rounds} rounds per N; client: one asyncio process "
-          f"speaking Streamlit's websocket protocol at nice +{CLIENT_NICE} (CPU: server {server_cpu:.0f} s, "
-          f"client {client_cpu:.0f} s); single-session upload -> page {single:.2f} s")
-    print(f"{'N':>3} {'p50':>7} {'p95':>7} {'ideal':>7} {'p95/ideal':>9} {'errors':>6} {'cross-talk':>10} "
+    with ExitStack() as stack:
+        servers = [stack.enter_context(streamlit("serve.py")) for _ in range(args.replicas)]
+        bases, pids = [base for base, _ in servers], [server.pid for _, server in servers]
+        os.nice(CLIENT_NICE)                                   # after the servers started: they keep nice 0
+        client_cpu, server_cpu = time.process_time(), cpu_seconds(pids)
+        results = asyncio.run(run(bases, pids, plan, sessions, args.rounds))
+        client_cpu, server_cpu = time.process_time() - client_cpu, cpu_seconds(pids) - server_cpu
+    single = median(results[1], "fresh")
+    spread = "sessions spread round robin, each kept on its replica; " if args.replicas > 1 else ""
+    print(f"{args.replicas} x streamlit run serve.py on {cores} cores ({spread}{args.rounds} rounds per N). "
+          "Client: one asyncio process speaking "
+          f"Streamlit's websocket protocol, nice +{CLIENT_NICE}; CPU used: servers {server_cpu:.0f} s, client "
+          f"{client_cpu:.0f} s. Single-session upload -> page: {single:.3f} s")
+    print(f"{'N':>3} {'p50':>7} {'p95':>7} {'ideal':>7} {'p95/ideal':>9} {'pages/s':>7} {'errors':>6} {'cross-talk':>10} "
           f"{'peak RSS':>9} {'same image p50':>14} {'default page p50':>16}")
     problems = []
     for n in sessions:
@@ -312,16 +333,21 @@ def main() -> None:
         problems += errors
         ideal = max(1, n / cores) * single
         p95 = percentile(fresh, 95) if fresh else float("nan")
-        print(f"{n:>3} {statistics.median(fresh) if fresh else float('nan'):>6.2f}s {p95:>6.2f}s {ideal:>6.2f}s "
-              f"{p95 / ideal:>9.2f} {len(errors):>6} {verdicts.count('cross-talk'):>10} "
-              f"{max(level['rss'] for level in levels) / 2**20:>6.0f} MB "
-              f"{statistics.median(t for level in levels for t in level['repeat']):>13.2f}s "
-              f"{statistics.median(t for level in levels for t in level['first']):>15.2f}s")
+        rate = statistics.median(n / max(level["fresh"]) for level in levels if level["fresh"])
+        print(f"{n:>3} {median(levels, 'fresh'):>6.2f}s {p95:>6.2f}s {ideal:>6.2f}s {p95 / ideal:>9.2f} {rate:>7.1f} "
+              f"{len(errors):>6} {verdicts.count('cross-talk'):>10} {max(level['rss'] for level in levels) / 2**20:>6.0f} MB "
+              f"{median(levels, 'repeat'):>13.2f}s {median(levels, 'first'):>15.2f}s")
     for problem in dict.fromkeys(problems):
         print("  " + problem)
-    print("Target at N = 16: no errors, no cross-talk, p95 <= 2x ideal. 'same image': new sessions uploading "
-          "images other sessions uploaded (served from the shared cache); 'default page': a new session's first page.")
+    print("Target at N = 16: no errors, no cross-talk, p95 <= 2x ideal (max(1, N / cores) x the single-session time). "
+          "pages/s: N / the slowest of the N, median over rounds. 'same image': N more new sessions uploading the "
+          "images the first N did (from the cache); 'default page': a new session's first page.")
 
+
+def median(levels: list[dict], key: str) -> float:
+    """The median of `key`'s times over every round; NaN if none came back."""
+    times = [t for level in levels for t in level[key]]
+    return statistics.median(times) if times else float("nan")
 
 if __name__ == "__main__":
     main()
