@@ -40,7 +40,10 @@ from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+import lens
+import pretrained
 from bench.server import streamlit
+from pretrained import shapes
 
 TIMEOUT_S = 600            # one page, however loaded the machine
 TOLERANCE = 1e-3           # percentage points: the same model on the same bytes in another process
@@ -125,25 +128,27 @@ class Session:
         await self.ws.send(msg.SerializeToString())
         return read_page(await self.finished(), time.perf_counter() - start)
 
+    async def next_message(self) -> ForwardMsg:
+        msg = ForwardMsg()
+        msg.ParseFromString(await self.ws.recv())
+        if msg.WhichOneof("type") == "new_session":      # sent at the start of every script run
+            self.id = msg.new_session.initialize.session_id
+        return msg
+
     async def receive(self, kind: str) -> ForwardMsg:
         """The next message of this kind (others are dropped)."""
-        while True:
-            msg = ForwardMsg()
-            msg.ParseFromString(await self.ws.recv())
-            if msg.WhichOneof("type") == "new_session":
-                self.id = msg.new_session.initialize.session_id
-            if msg.WhichOneof("type") == kind:
-                return msg
+        while (msg := await self.next_message()).WhichOneof("type") != kind:
+            pass
+        return msg
 
     async def finished(self) -> list:
         """The elements of the next script run that finishes (a run cut short for a rerun starts over)."""
         elements = []
         while True:
-            msg = ForwardMsg()
-            msg.ParseFromString(await self.ws.recv())
+            msg = await self.next_message()
             kind = msg.WhichOneof("type")
-            if kind == "new_session":                   # sent at the start of every script run
-                self.id, elements = msg.new_session.initialize.session_id, []
+            if kind == "new_session":
+                elements = []
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 elements.append(msg.delta.new_element)
             elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
@@ -158,7 +163,6 @@ class Session:
 
 def images(count: int, start: int) -> list[bytes]:
     """`count` generated shapes (160 px PNGs), from sample `start` of a fixed seed on."""
-    from pretrained import shapes
     out = []
     for i in range(start, start + count):
         buf = io.BytesIO()
@@ -169,8 +173,6 @@ def images(count: int, start: int) -> list[bytes]:
 
 def offline(data: list[bytes]) -> list[list[tuple[str, float]]]:
     """Each image's top-5 predictions from the library in this process, as the page shows them."""
-    import lens
-    import pretrained
     model = pretrained.load(pretrained.DEFAULT_MODEL)
     return [[(p.label, 100 * p.probability) for p in lens.inspect_image(model, d).predictions()] for d in data]
 
