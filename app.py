@@ -111,6 +111,14 @@ def sanity_of(digest: str, model_key: str, block: str, _inspection: Inspection, 
     return _inspection.sanity_check(block, cam=_cam)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def localisation_of(digest: str, model_key: str, block: str, top_k: int, _inspection: Inspection,
+                    _cam: SpatialView) -> list[dict]:
+    """The block's map and Grad-CAM scored against the sample's mask: scoring costs more than the
+    rest of the page, and every new session's first page shows it."""
+    return _inspection.localisation(block, top_k, _cam)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_k: int, _weights) -> dict:
     """The block's Vega-Lite chart, built once per (image, model, block, sort, top-k): building
@@ -395,8 +403,11 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
     st.subheader("What this block computes")
     st.markdown(inspection.formula(view.name))
     if inspection.mask is not None:
-        top = inspection.predictions(1)[0].index
-        rows = inspection.localisation(view.name, display.top_k, block_cam(inspection, picture, model_key, view.name, top))
+        cam = block_cam(inspection, picture, model_key, view.name, inspection.predictions(1)[0].index)
+        rows = (in_session(("localisation", picture.digest, model_key, view.name, display.top_k),
+                           lambda: inspection.localisation(view.name, display.top_k, cam))
+                if inspection.model.source == "file" else
+                localisation_of(picture.digest, model_key, view.name, display.top_k, inspection, cam))
         st.subheader("On the object? Against baselines")
         st.dataframe(rows, hide_index=True, width="stretch",                  # plain text cells: no markdown
                      column_config={m: st.column_config.NumberColumn(m, format="%.2f") for m in MEASURES})

@@ -13,16 +13,15 @@ second tab <= 1.5 s. For scale, the same browser timings of the smallest Streaml
 (a title and a one-row table): what Streamlit's front end alone costs here. Needs Debian's chromium.
 """
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.server import ROOT, streamlit
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -36,12 +35,6 @@ def bare() -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", BARE], cwd=ROOT, check=True)
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def finished(page) -> None:
@@ -65,26 +58,12 @@ def visit(browser, url: str) -> tuple[float, float]:
 def served(browser, script: str) -> tuple[float, float, float, float]:
     """(process start -> first finished page, browser connect -> frame, second tab -> finished page,
     second tab -> its frame)."""
-    port = free_port()
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            try:
-                urllib.request.urlopen(url + "_stcore/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with streamlit(script) as (url, _):
         first_frame, _ = visit(browser, url)
         first = time.perf_counter() - start
         second_frame, second = visit(browser, url)
         return first, first_frame, second, second_frame
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:

@@ -95,9 +95,12 @@ def _load(f: io.BufferedIOBase, size: int, load_safetensors) -> tuple[object, di
         _check_archive(f, size)
     try:
         # a file object, not a path: torch.load would trust a ".safetensors" name
-        return torch.load(f, map_location="cpu", weights_only=True), {}
+        obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:          # as above
         raise _torch_load_error(e, head) from e
+    if not head.startswith(b"PK"):
+        _check_legacy(obj, size)
+    return obj, {}
 
 
 def _check_archive(f: io.BufferedIOBase, size: int) -> None:
@@ -116,6 +119,25 @@ def _check_archive(f: io.BufferedIOBase, size: int) -> None:
         raise CheckpointError(REFUSED.format(
             f"its {size / 1e6:.1f} MB archive declares {declared / 1e6:,.0f} MB of contents, "
             f"more than {INFLATION_LIMIT} times its size (a decompression bomb, or a file re-packed with compression)"))
+
+
+def _check_legacy(obj, size: int) -> None:
+    """Refuse a legacy (pre-zip) PyTorch file whose tensors hold more bytes than the file: such a
+    file stores every storage's bytes after its pickle, so a real one holds all it declares. Its
+    loader allocates each storage the pickle declares and reads only those the file lists, so
+    300 bytes can hand back a 17 GB tensor of uninitialised memory, committed when first touched."""
+    storages, seen, stack = {}, set(), [obj]
+    while stack:                    # no recursion, each container once: a crafted pickle may nest deeply, or in a loop
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storages[item.untyped_storage().data_ptr()] = item.untyped_storage().nbytes()
+        elif isinstance(item, (dict, list, tuple, set, frozenset)) and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    declared = sum(storages.values())
+    if declared > size:
+        raise CheckpointError(REFUSED.format(
+            f"its {size:,} bytes declare {declared / 1e6:,.0f} MB of tensors, more than the file holds"))
 
 
 def _torch_load_error(error: Exception, head: bytes) -> CheckpointError:

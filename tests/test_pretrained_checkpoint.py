@@ -317,3 +317,50 @@ def test_a_lightly_compressed_archive_still_loads():
     buf = io.BytesIO()
     torch.save(weights, buf)
     assert torch.equal(read_state_dict(deflated(buf.getvalue()))["w"], weights["w"])
+
+
+def legacy_declaring(numel: int, listed: bool) -> bytes:
+    """A legacy (pre-zip) torch.save file of one tensor whose storage of `numel` floats its pickle
+    declares but whose bytes the file does not hold; `listed`: its list of stored storages names it."""
+    import collections
+    from torch.serialization import MAGIC_NUMBER, PROTOCOL_VERSION
+    storage = object()
+
+    class Tensor:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (storage, 0, (numel,), (1,), False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel, None) if obj is storage else None
+
+    buf = io.BytesIO()
+    for header in (MAGIC_NUMBER, PROTOCOL_VERSION, {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
+                                                    "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(header, buf, protocol=2)
+    Pickler(buf, protocol=2).dump({"fc.weight": Tensor()})
+    pickle.dump(["0"] if listed else [], buf, protocol=2)       # the storages whose bytes follow
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["unlisted", "listed"])
+def test_a_legacy_file_cannot_declare_more_than_it_holds(listed):
+    """torch.load(weights_only=True) allocates every storage a legacy pickle declares, then reads the
+    bytes of those the file lists: one listed but missing fails there, but one left unlisted came
+    back as a tensor of uninitialised memory (300 bytes gave a 17 GB tensor, committed when first
+    touched). Both are refused; real legacy files load (test_torch_round_trip)."""
+    data = legacy_declaring(1 << 24, listed)                   # 64 MB declared in a few hundred bytes
+    assert len(data) < 1000
+    with pytest.raises(CheckpointError) as err:
+        read_state_dict(data)
+    assert str(err.value) == (NOT_WEIGHTS + "it looks like one but is truncated or damaged" if listed else
+                              f"refused: this file is not a plain weights file (its {len(data)} bytes declare "
+                              "67 MB of tensors, more than the file holds); only tensors are loaded")
+
+
+def test_a_legacy_file_may_hold_a_loop():
+    """A pickle can hold a list that contains itself (here beside the state dict); the size check
+    walks it once."""
+    looped = [torch.ones(3)]
+    looped.append(looped)
+    assert read_state_dict(saved({"state_dict": {"w": torch.ones(2)}, "loop": looped}, legacy=True))["w"].shape == (2,)
