@@ -68,8 +68,9 @@ def loops(loaded, source: str, workers: int, scratch: Path):
 
 
 def peak_rss_mb(source: str, out: Path) -> float:
-    code = ("import resource, sys; from lens.study import main; main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # VmHWM, not ru_maxrss: getrusage keeps the high-water mark of the forked parent across exec
+    code = ("import re, sys; from lens.study import main; main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])")
     done = subprocess.run([sys.executable, "-c", code, source, "--out", str(out), "--quiet", "--workers", "0"],
                           capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     return int(done.stdout.split()[-1]) / 1024
