@@ -122,6 +122,9 @@ def show_study(results: StudyResults) -> None:
                     "that know nothing of the image: a map that does not beat the centred Gaussian has not shown "
                     "that it finds the object.")
         st.dataframe(results.localisation_table(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
+        st.markdown(f"Per class: a class whose AUC sits at or below the centred Gaussian's is one where "
+                    f"`{block}` attends off the object.")
+        st.dataframe(results.localisation_by_class(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
     st.markdown("**Downloads**")
     columns = st.columns(len(FILES))
     for column, name in zip(columns, FILES):

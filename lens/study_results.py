@@ -91,6 +91,17 @@ class StudyResults:
         return pd.DataFrame({name: [scores[m]["mean"] for m in MEASURES] for name, scores in columns.items()},
                             index=list(MEASURES), dtype=float)            # undefined (None in JSON): NaN
 
+    def localisation_by_class(self, block: str) -> pd.DataFrame:
+        """Per class (rows): the block map's score on each measure beside the centred Gaussian's
+        AUC on the same images, so a class whose attention sits off the object stands out."""
+        entry = self.summary["blocks"][self.blocks.index(self._check(block))]
+        if "localisation" not in entry:
+            raise ValueError("this study's images have no object masks, so it has no localisation scores")
+        table = pd.DataFrame({m: entry["localisation"][m]["per_class"] for m in MEASURES}, dtype=float)
+        table["AUC, centred Gaussian"] = pd.Series(
+            self.summary["baselines"]["centred Gaussian"]["AUC"]["per_class"], dtype=float)
+        return table.loc[self.classes]
+
     def _check(self, block: str) -> str:
         if block not in self.blocks:
             raise ValueError(f"no block named {block!r}; blocks: {', '.join(self.blocks)}")

@@ -21,9 +21,10 @@ def study_view() -> AppTest:
     return at
 
 
-def table(at: AppTest, first_column: str) -> pd.DataFrame:
-    """The one table on the page whose first column (or index name) is `first_column`."""
-    [found] = [d.value for d in at.dataframe if first_column in (d.value.columns[0], d.value.index[0])]
+def table(at: AppTest, column: str | None = None, row: str | None = None) -> pd.DataFrame:
+    """The one table on the page whose first column is `column` (or whose first row is `row`)."""
+    [found] = [d.value for d in at.dataframe if (d.value.columns[0], d.value.index[0])
+               == (column or d.value.columns[0], row or d.value.index[0])]
     return found
 
 
@@ -50,10 +51,17 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
     at.selectbox(key="study_block").set_value("layer2.0").run()
     assert "**Mean excitation of each channel of `layer2.0`, per class**" in [m.value.split(" (")[0]
                                                                               for m in at.markdown]
-    localisation = table(at, "mass ratio")
+    localisation = table(at, row="mass ratio")
     assert localisation.index.tolist() == ["mass ratio", "pointing game", "AUC"]
     assert localisation.loc["AUC", "uniform (baseline)"] == pytest.approx(0.5)
     assert np.isnan(localisation.loc["pointing game", "uniform (baseline)"])    # a flat map points nowhere
+    by_class = table(at, row="circle")
+    reference = StudyResults.open(tmp_path)
+    pd.testing.assert_frame_equal(by_class, reference.localisation_by_class("layer2.0"))
+    assert by_class.index.tolist() == reference.classes and by_class.columns[-1] == "AUC, centred Gaussian"
+    images = pd.read_parquet(tmp_path / "images.parquet")
+    circles = images[images["label_name"] == "circle"]
+    assert by_class.loc["circle", "AUC"] == pytest.approx(circles["layer2.0 AUC"].mean(), abs=1e-9)
     assert [b.label for b in at.get("download_button")] == ["study.json", "images.parquet", "channels.parquet",
                                                             "maps.parquet"]
 
