@@ -1,5 +1,6 @@
 """One inspection per image -- the model's input, its attention block by block, predictions, edits
-and exports -- and the commands built on it (`python -m lens report`). The app and the CLI both
+and exports -- and the commands built on it (`python -m lens report`; `python -m lens study` for a
+whole dataset, `lens.study`). The app and the CLI both
 stand on it; it draws with `viz` and loads with `pretrained`."""
 from .block_view import BlockView, TopChannels, spatial_view
 from .inspection import MAX_TOP_K, Inspection, Prediction, inspect_image
