@@ -644,6 +644,7 @@ def test_safe_server_defaults():
     assert config["client"]["toolbarMode"] == "viewer"
     assert config["server"]["scriptHealthCheckEnabled"] is True   # serve.py warms the default page through it
     assert config["server"]["fileWatcherType"] == "none"          # watching the tree kept a core busy when idle
+    assert config["runner"]["postScriptGC"] is False              # a full collection per run: O(sessions open)
 
 
 def test_an_unexpected_error_reaches_the_log_not_the_visitor(monkeypatch, caplog):
