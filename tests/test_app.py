@@ -581,7 +581,7 @@ def test_a_checkpoint_without_attention_can_be_replaced():
     assert_clean(at)
     assert values(at.info) == ["tv18.pth has no attention blocks: it is a baseline without attention. "
                                           "Open Compare to see it beside the SE, ECA and CBAM models."]
-    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
     at.button(key="replace_weights").click().run()
     assert_clean(at)
     [uploader] = weights_uploaders(at)
@@ -673,7 +673,7 @@ def test_the_plain_baseline_keeps_the_view_bar_and_compares():
     at = app()
     at.selectbox(key="model").set_value("plain-resnet18-shapes").run()
     assert_clean(at)
-    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
     at.segmented_control(key="view").set_value("Compare").run()
     assert_clean(at)
     assert labelled(at.multiselect, "Models to compare (2 or 3)").value == [
