@@ -113,10 +113,10 @@ def localisation_of(digest: str, model_key: str, block: str, top_k: int, _inspec
 @st.cache_data(show_spinner=False, max_entries=256)
 def channel_chart_spec(digest: str, model_key: str, block: str, sort: bool, top_k: int, _weights) -> dict:
     """The block's Vega-Lite chart, built once per (image, model, block, sort, top-k), its datasets
-    already the Arrow bytes Streamlit sends: building the spec, and converting 2048 rows through
-    pandas on every rerun, cost more than the rest of a rerun."""
+    already the Arrow bytes Streamlit sends (from Arrow tables: Streamlit converts rows through
+    pandas, ~10 ms for 512 channels against 0.5 ms)."""
     spec = channel_weights_chart(_weights, sort=sort, top_k=top_k, fixed_scale=True)
-    spec["datasets"] = {name: convert_anything_to_arrow_bytes(rows) for name, rows in spec["datasets"].items()}
+    spec["datasets"] = {name: convert_anything_to_arrow_bytes(arrow(rows)) for name, rows in spec["datasets"].items()}
     return spec
 
 
