@@ -11,8 +11,8 @@ after the browser connects, how long a second tab (same browser: its cache holds
 scripts) takes to a finished page, and a new visitor (a browser context of its own: empty cache).
 Targets (issue #9): frame <= 1 s after connecting; first page <= 1.2x the bare process;
 second tab <= 1.5 s. For scale, the same browser timings of the smallest Streamlit page there is
-(a title and a one-row table): what Streamlit's server and front end alone cost here, and so the
-least a first page can take (the bare process plus that page's start). Needs Debian's chromium.
+(a title and a one-row table): what Streamlit's server and front end alone cost here; the bare
+process plus its first page is what a first page takes when the two do not overlap. Needs Debian's chromium.
 """
 import argparse
 import statistics
@@ -94,7 +94,7 @@ def main() -> None:
         first, frame, second, second_frame, visitor = (statistics.median(column) for column in zip(*times[script]))
         if script == str(floor_page):
             print(f"  the smallest Streamlit page (title, one-row table): first page {first:.2f} s after process "
-                  f"start (the bare process plus that: {(base + first) / base:.2f}x, about the least a first page takes), "
+                  f"start (the bare process plus that: {(base + first) / base:.2f}x, a first page that overlaps neither), "
                   f"frame {frame:.2f} s "
                   f"after connecting, second tab {second:.2f} s (its frame {second_frame:.2f} s), new visitor "
                   f"{visitor:.2f} s")
