@@ -581,7 +581,7 @@ def test_a_checkpoint_without_attention_can_be_replaced():
     assert_clean(at)
     assert values(at.info) == ["tv18.pth has no attention blocks: it is a baseline without attention. "
                                           "Open Compare to see it beside the SE, ECA and CBAM models."]
-    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
     at.button(key="replace_weights").click().run()
     assert_clean(at)
     [uploader] = weights_uploaders(at)
@@ -642,8 +642,9 @@ def test_safe_server_defaults():
     assert config["server"]["maxUploadSize"] == 200            # MB, for checkpoints; images capped at 50 MP
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["toolbarMode"] == "viewer"
-    assert config["server"]["scriptHealthCheckEnabled"] is True   # serve.py warms the default page through it
+    assert not config["server"].get("scriptHealthCheckEnabled")  # an endpoint that runs the script: serve.py needs none
     assert config["server"]["fileWatcherType"] == "none"          # watching the tree kept a core busy when idle
+    assert config["runner"]["postScriptGC"] is False              # a full collection per run: O(sessions open)
 
 
 def test_an_unexpected_error_reaches_the_log_not_the_visitor(monkeypatch, caplog):
@@ -672,7 +673,7 @@ def test_the_plain_baseline_keeps_the_view_bar_and_compares():
     at = app()
     at.selectbox(key="model").set_value("plain-resnet18-shapes").run()
     assert_clean(at)
-    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads"]
+    assert at.segmented_control(key="view").options == ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
     at.segmented_control(key="view").set_value("Compare").run()
     assert_clean(at)
     assert labelled(at.multiselect, "Models to compare (2 or 3)").value == [

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 90          # until /_stcore/health answers
+SERVER_START_S = 120         # until /_stcore/health answers: imports, loads and warms the default page
 FIRST_RENDER_MS = 120_000    # first page: imports torch, loads the bundled model (slow on a busy 2-core box)
 RERUN_MS = 60_000            # a rerun after an upload
 POLL_S = 0.25
@@ -69,11 +69,8 @@ def app_url(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not answer /_stcore/health within {SERVER_START_S} s:\n{server_log()}")
             time.sleep(POLL_S)
-        deadline = time.monotonic() + FIRST_RENDER_MS / 1000      # serve.py computes the default page at start
-        while "warm-up: the default page is ready (ok)" not in server_log():
-            if time.monotonic() > deadline or server.poll() is not None:
-                pytest.fail(f"serve.py did not warm the default page:\n{server_log()}")
-            time.sleep(POLL_S)
+        # serve.py computes the default page before it accepts connections: no visitor waits for it
+        assert "warm-up: the default page is ready (ok)" in server_log(), server_log()
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()
