@@ -10,7 +10,6 @@ channels; 0: class says nothing, 1: the class fixes every weight).
 """
 import numpy as np
 
-from .agreement import pearson
 from .localisation import MEASURES
 from .study_stats import BASELINES, DEAD_AT, SATURATED_AT, Partial
 
@@ -39,13 +38,14 @@ def block_moments(total: Partial, block: str):
 
 
 def class_correlation(count: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """[K, K] Pearson correlations of the classes' mean excitations (NaN for a class with no images)."""
+    """[K, K] Pearson correlations of the classes' mean excitations (NaN for a class with no images,
+    and between a class whose mean is constant and any other), in one `np.corrcoef`."""
     k = len(count)
     matrix = np.full((k, k), np.nan)
     present = np.flatnonzero(count)
-    for i in present:
-        for j in present:
-            matrix[i, j] = pearson(mean[i], mean[j]) if i != j else 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):      # a constant mean vector correlates with nothing
+        matrix[np.ix_(present, present)] = np.corrcoef(mean[present]) if present.size > 1 else 1.0
+    matrix[present, present] = 1.0
     return matrix
 
 

@@ -283,3 +283,15 @@ def test_several_models_are_studied_side_by_side_and_a_model_without_gates_is_sk
     single = json.loads((tmp_path / "out" / "tiny-se" / "study.json").read_text())
     assert comparison[str(files["se"])][7]["eta_squared"] == single["blocks"][7]["eta_squared"]
     assert Image.open(tmp_path / "out" / "class_specificity.png").size[0] > 400
+
+
+def test_class_correlations_equal_pearson_with_absent_and_constant_classes():
+    from lens.study_summary import class_correlation
+    rng = np.random.default_rng(0)
+    means, count = rng.random((6, 20)), np.array([3, 0, 2, 4, 1, 5])
+    means[2] = 0.5                                      # a saturated class: its mean weights are all equal
+    matrix = class_correlation(count, means)
+    for i in range(6):
+        for j in range(6):
+            expected = np.nan if 0 in (count[i], count[j]) else 1.0 if i == j else pearson(means[i], means[j])
+            np.testing.assert_allclose(matrix[i, j], expected, atol=1e-12)
