@@ -129,7 +129,7 @@ def show_study(results: StudyResults) -> None:
     columns = st.columns(len(FILES))
     for column, name in zip(columns, FILES):
         path = results.folder / name
-        column.download_button(name, path.read_bytes(), file_name=name, mime=MIME[path.suffix], on_click="ignore",
+        column.download_button(name, path.read_bytes, file_name=name, mime=MIME[path.suffix], on_click="ignore",
                                key=f"study_download_{name}")
 
 
