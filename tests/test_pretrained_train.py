@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from pretrained.train import Recipe, RecipeMismatch, save, train
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
-              label_smoothing=0.0, gate_weight_decay=0.5)
+              label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True)   # recipe 3's settings
 
 
 class Interrupt(Exception):
@@ -65,6 +65,8 @@ def test_other_recipe_is_refused(uninterrupted, tmp_path):
         train("se", TINY, tmp_path, log=interrupt_in_epoch(2))
     with pytest.raises(RecipeMismatch, match=r"lr: checkpoint 0\.004, now 0\.001.*--checkpoint-dir"):
         train("se", Recipe(**{**TINY.__dict__, "lr": 1e-3}), tmp_path, log=lambda s: None)
+    with pytest.raises(RecipeMismatch, match=r"mixed_precision: checkpoint True, now False"):
+        train("se", Recipe(**{**TINY.__dict__, "mixed_precision": False}), tmp_path, log=lambda s: None)
     # another model in the same directory has its own checkpoint
     train("eca", Recipe(**{**TINY.__dict__, "lr": 1e-3, "epochs": 1}), tmp_path, log=lambda s: None)
 
