@@ -65,6 +65,11 @@ def grad_cams(model: nn.Module, x: torch.Tensor, blocks: list[str], target=None,
         return {n: _weighted_sum(acts[n], g.mean((2, 3))) for n, g in zip(names, grads)}
 
 
+def block_outputs(model: nn.Module, x: torch.Tensor, blocks: list[str]) -> dict[str, torch.Tensor]:
+    """The outputs [B, C, h, w] of the residual blocks `blocks` (e.g. "layer3.1") in one forward pass."""
+    return _forward(model, x, _check(model, x, blocks), track=False)[1]
+
+
 def score_cam(model: nn.Module, x: torch.Tensor, block: str, target=None, batch_size: int = 16) -> torch.Tensor:
     """[B, h, w] Score-CAM of `target` at the output of residual block `block`, gradient-free.
 

@@ -1,0 +1,105 @@
+"""What the model card measures, on shapes images that training never saw.
+
+For one model: accuracy in distribution and under each of the dataset's shifts (`shapes.SHIFTS`);
+per attention block, the share of its channel weights within 1e-6 of 0 or 1 (saturated: ties that
+make "the top-k channels" an arbitrary pick), the accuracy lost when the block's attention is
+switched off (every gate outputs 1), and how well the block's map sits on the object. The map is
+CBAM's spatial gate (Woo et al., ECCV 2018, Eq. 3) or, for SE/ECA, which have none, the mean
+activity of the block's 8 most-excited channels. Each is scored with the three measures of
+`lens.localisation` beside three baselines on the same images and at the same block: a centred
+Gaussian (content-free), the plain model's channel-mean activation, and Grad-CAM (Selvaraju et
+al., ICCV 2017) of the plain model for the image's true class.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from blocks import Intervention, capture_attention
+from blocks.attribution import block_outputs, grad_cams
+from lens.localisation import MEASURES, batch_scores, centred_gaussian
+
+from .bundled import to_input
+from .shapes import render_batch
+
+SATURATION_TOLERANCE = 1e-6
+ACTIVITY_CHANNELS = 8       # SE/ECA maps: mean activity of the 8 most-excited channels
+GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM = "centred Gaussian", "plain channel mean", "plain Grad-CAM"
+BASELINES = (GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class TestImages:
+    """Rendered test images: uint8 [N, H, W, 3], object masks bool [N, H, W], labels int64 [N]."""
+    images: torch.Tensor
+    masks: np.ndarray
+    labels: torch.Tensor
+
+    @classmethod
+    def render(cls, seed: int, count: int, size: int, version: int, shift: str | None = None) -> "TestImages":
+        images, masks, labels = render_batch(seed, 0, count, size, version, shift)
+        return cls(torch.from_numpy(images), masks, torch.from_numpy(labels))
+
+    def batches(self):
+        """(inputs [B, 3, H, W], masks [B, H, W], labels [B]) in chunks of BATCH."""
+        for i in range(0, len(self.labels), BATCH):
+            yield to_input(self.images[i:i + BATCH]), self.masks[i:i + BATCH], self.labels[i:i + BATCH]
+
+
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, test: TestImages, edit: Intervention | None = None) -> float:
+    """Top-1 accuracy; with `edit`, of the model with that block's attention edited."""
+    correct = 0
+    for x, _, labels in test.batches():
+        logits = model(x) if edit is None else capture_attention(model, x, edit).logits
+        correct += int((logits.argmax(1) == labels).sum())
+    return correct / len(test.labels)
+
+
+@torch.inference_mode()
+def saturation(model: torch.nn.Module, test: TestImages) -> dict[str, float]:
+    """Per block: the share of channel weights (over images and channels) within 1e-6 of 0 or 1."""
+    counts: dict[str, list[int]] = {}
+    for x, _, _ in test.batches():
+        for record in capture_attention(model, x).layers:
+            w = record.channel.double()
+            tied = (w <= SATURATION_TOLERANCE) | (w >= 1 - SATURATION_TOLERANCE)
+            count = counts.setdefault(record.name, [0, 0])
+            count[0] += int(tied.sum())
+            count[1] += tied.numel()
+    return {block: tied / total for block, (tied, total) in counts.items()}
+
+
+def gate_off_costs(model: torch.nn.Module, test: TestImages, blocks: list[str]) -> dict[str, float]:
+    """Per block: accuracy points lost (negative: gained) when its attention is switched off."""
+    base = accuracy(model, test)
+    return {block: 100 * (base - accuracy(model, test, Intervention(block, "gate_off"))) for block in blocks}
+
+
+def localisation(model: torch.nn.Module, plain: torch.nn.Module, test: TestImages) -> dict[str, dict]:
+    """Per block: {map name: {measure: mean over the images where it is defined, "defined": share of
+    images where it is}} for the block's own map ("attention") and each of BASELINES."""
+    scores: dict[str, dict[str, list[dict]]] = {}
+    for x, masks, labels in test.batches():
+        with torch.inference_mode():
+            capture = capture_attention(model, x, channel_maps=ACTIVITY_CHANNELS)
+            names = [r.name for r in capture.layers]
+            plain_outputs = block_outputs(plain, x, names)
+        cams = grad_cams(plain, x, names, target=labels)
+        gaussian = np.broadcast_to(centred_gaussian(masks.shape[1:]), masks.shape)
+        for record in capture.layers:
+            own = record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)
+            maps = {"attention": own, GAUSSIAN: gaussian, PLAIN_MEAN: plain_outputs[record.name].mean(1),
+                    PLAIN_GRAD_CAM: cams[record.name]}
+            for name, values in maps.items():
+                scores.setdefault(record.name, {}).setdefault(name, []).append(
+                    batch_scores(np.asarray(values, dtype=np.float32), masks))
+    return {block: {name: _summary(parts) for name, parts in by_map.items()} for block, by_map in scores.items()}
+
+
+def _summary(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    values = {m: np.concatenate([p[m] for p in parts]) for m in MEASURES}
+    defined = ~np.isnan(values["mass ratio"])            # a map with no mass points nowhere
+    return {**{m: (float(np.nanmean(v)) if (~np.isnan(v)).any() else None) for m, v in values.items()},
+            "defined": float(defined.mean())}
