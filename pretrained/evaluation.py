@@ -30,14 +30,14 @@ BATCH = 100
 
 
 @dataclass(frozen=True)
-class TestImages:
+class HeldOutSet:
     """Rendered test images: uint8 [N, H, W, 3], object masks bool [N, H, W], labels int64 [N]."""
     images: torch.Tensor
     masks: np.ndarray
     labels: torch.Tensor
 
     @classmethod
-    def render(cls, seed: int, count: int, size: int, version: int, shift: str | None = None) -> "TestImages":
+    def render(cls, seed: int, count: int, size: int, version: int, shift: str | None = None) -> "HeldOutSet":
         images, masks, labels = render_batch(seed, 0, count, size, version, shift)
         return cls(torch.from_numpy(images), masks, torch.from_numpy(labels))
 
@@ -48,7 +48,7 @@ class TestImages:
 
 
 @torch.inference_mode()
-def accuracy(model: torch.nn.Module, test: TestImages, edit: Intervention | None = None) -> float:
+def accuracy(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None = None) -> float:
     """Top-1 accuracy; with `edit`, of the model with that block's attention edited."""
     correct = 0
     for x, _, labels in test.batches():
@@ -58,7 +58,7 @@ def accuracy(model: torch.nn.Module, test: TestImages, edit: Intervention | None
 
 
 @torch.inference_mode()
-def saturation(model: torch.nn.Module, test: TestImages) -> dict[str, float]:
+def saturation(model: torch.nn.Module, test: HeldOutSet) -> dict[str, float]:
     """Per block: the share of channel weights (over images and channels) within 1e-6 of 0 or 1."""
     counts: dict[str, list[int]] = {}
     for x, _, _ in test.batches():
@@ -71,13 +71,13 @@ def saturation(model: torch.nn.Module, test: TestImages) -> dict[str, float]:
     return {block: tied / total for block, (tied, total) in counts.items()}
 
 
-def gate_off_costs(model: torch.nn.Module, test: TestImages, blocks: list[str]) -> dict[str, float]:
+def gate_off_costs(model: torch.nn.Module, test: HeldOutSet, blocks: list[str]) -> dict[str, float]:
     """Per block: accuracy points lost (negative: gained) when its attention is switched off."""
     base = accuracy(model, test)
     return {block: 100 * (base - accuracy(model, test, Intervention(block, "gate_off"))) for block in blocks}
 
 
-def localisation(model: torch.nn.Module, plain: torch.nn.Module, test: TestImages) -> dict[str, dict]:
+def localisation(model: torch.nn.Module, plain: torch.nn.Module, test: HeldOutSet) -> dict[str, dict]:
     """Per block: {map name: {measure: mean over the images where it is defined, "defined": share of
     images where it is}} for the block's own map ("attention") and each of BASELINES."""
     scores: dict[str, dict[str, list[dict]]] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from .bundled import WEIGHTS_DIR
-from .evaluation import BASELINES, TestImages, accuracy, gate_off_costs, localisation, saturation
+from .evaluation import BASELINES, HeldOutSet, accuracy, gate_off_costs, localisation, saturation
 from .registry import ModelEntry, available, load
 from .shapes import SHIFTS
 
@@ -35,11 +35,11 @@ def bundled_entry(name: str) -> tuple[ModelEntry, dict]:
 
 
 @lru_cache(maxsize=2)        # keyed by the card's own constants, not by a user
-def test_sets(seed: int, images: int, size: int, version: int) -> dict[str, TestImages]:
+def test_sets(seed: int, images: int, size: int, version: int) -> dict[str, HeldOutSet]:
     """The in-distribution test set and, for shapes v2, one per shift (the same scenes, one factor changed)."""
     shifts = SHIFTS if version == 2 else ()
-    return {IN_DISTRIBUTION: TestImages.render(seed, images, size, version),
-            **{s: TestImages.render(seed, images, size, version, s) for s in shifts}}
+    return {IN_DISTRIBUTION: HeldOutSet.render(seed, images, size, version),
+            **{s: HeldOutSet.render(seed, images, size, version, s) for s in shifts}}
 
 
 def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED) -> dict:
@@ -140,7 +140,10 @@ def _block_rows(blocks: dict) -> str:
 def _training_rows(card: dict) -> str:
     logs = {n: c["training_log"] for n, c in card.items() if "training_log" in c}
     if not logs:
-        return "No training logs are bundled with these weights."
+        return ("No training logs are bundled with these weights. Their metadata records the training's "
+                "wall time and last validation accuracy: " + "; ".join(
+                    f"`{n}` {c['training']['train_seconds'] / 60:.1f} min, {c['training']['validation_accuracy']:.1%}"
+                    for n, c in card.items()) + ".")
     head = ("| model | epochs | wall time | threads | final validation accuracy |\n|---|---|---|---|---|")
     rows = [f"| `{n}` | {len(log['epochs'])} | {log['wall_seconds'] / 60:.1f} min | {', '.join(map(str, log['threads']))} | "
             f"{log['epochs'][-1]['validation_accuracy']:.1%} |" for n, log in logs.items()]

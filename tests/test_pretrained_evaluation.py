@@ -1,0 +1,132 @@
+"""What the model card measures (`pretrained.evaluation`), checked on tiny seeded models against
+measurements made another way: single-map scores, physically edited copies, gates set by hand."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from blocks import attention_resnet, capture_attention, grad_cam
+from blocks.attribution import block_outputs
+from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
+from pretrained.evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
+                                   gate_off_costs, localisation, saturation)
+from pretrained.model_card import beats_baselines, render_card, targets
+
+from conftest import randomize_batchnorm
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return HeldOutSet.render(seed=7, count=12, size=96, version=2)
+
+
+def tiny(kind, seed=0):
+    torch.manual_seed(seed)
+    return randomize_batchnorm(attention_resnet(18, kind, num_classes=10, width=8, ratio=4), seed).eval()
+
+
+def own_labels(model, test):
+    """The same images labelled with the model's own predictions: its accuracy is 100%."""
+    with torch.inference_mode():
+        predicted = model(next(test.batches())[0]).argmax(1)
+    return HeldOutSet(test.images, test.masks, predicted)
+
+
+def test_saturation_counts_channel_weights_within_1e6_of_0_or_1(test_images):
+    model = tiny("se")
+    with torch.no_grad():
+        for block, bias in ((model.layer1[0], 30.0), (model.layer1[1], 0.0), (model.layer2[0], -30.0)):
+            block.attn.fc2.weight.zero_()
+            block.attn.fc2.bias.fill_(bias)          # sigmoid(30) is within 1e-13 of 1; sigmoid(0) is 0.5
+    shares = saturation(model, test_images)
+    assert (shares["layer1.0"], shares["layer1.1"], shares["layer2.0"]) == (1.0, 0.0, 1.0)
+    with torch.inference_mode():
+        w = capture_attention(model, next(test_images.batches())[0]).layer("layer3.1").channel.double()
+    assert shares["layer3.1"] == float(((w <= 1e-6) | (w >= 1 - 1e-6)).double().mean())
+    assert list(shares) == [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
+
+
+@pytest.mark.parametrize("kind", ["se", "eca", "cbam"])
+def test_gate_off_cost_is_what_a_copy_without_that_blocks_attention_loses(kind, test_images):
+    model = tiny(kind)
+    test = own_labels(model, test_images)
+    costs = gate_off_costs(model, test, ["layer1.1", "layer3.0"])
+    for block, (stage, index) in (("layer1.1", (1, 1)), ("layer3.0", (3, 0))):
+        edited = copy.deepcopy(model)
+        getattr(edited, f"layer{stage}")[index].attn = nn.Identity()       # every gate 1
+        assert costs[block] == pytest.approx(100 * (1 - accuracy(edited, test)))
+    assert accuracy(model, test) == 1.0
+    assert any(c > 0 for c in costs.values())                              # the check had something to see
+
+
+def test_localisation_scores_each_map_as_the_single_map_measures_do(test_images):
+    model, plain = tiny("cbam"), tiny(None, seed=1)
+    result = localisation(model, plain, test_images)
+    x, masks, labels = next(test_images.batches())
+    block = "layer2.1"
+    with torch.inference_mode():
+        own = capture_attention(model, x).layer(block).spatial
+        mean = block_outputs(plain, x, [block])[block].mean(1)
+    cam = grad_cam(plain, x, block, target=labels)
+    gaussian = centred_gaussian(masks.shape[1:])
+    expected = {"attention": own, GAUSSIAN: [gaussian] * len(masks), PLAIN_MEAN: mean, PLAIN_GRAD_CAM: cam}
+    for name, maps in expected.items():
+        for measure, score in (("AUC", auc), ("mass ratio", localisation_score), ("pointing game", pointing_game)):
+            singles = [score(np.asarray(m), mask) for m, mask in zip(maps, masks)]
+            assert result[block][name][measure] == pytest.approx(np.nanmean(singles), abs=1e-6), (name, measure)
+    assert set(result) == {f"layer{s}.{b}" for s in range(1, 5) for b in range(2)}
+
+
+def test_a_map_with_no_mass_is_left_out_of_the_means_and_counted():
+    parts = [{"mass ratio": np.array([2.0, np.nan]), "pointing game": np.array([1.0, np.nan]),
+              "AUC": np.array([0.75, 0.5])},
+             {"mass ratio": np.array([np.nan]), "pointing game": np.array([np.nan]), "AUC": np.array([0.5])}]
+    assert _summary(parts) == {"mass ratio": 2.0, "pointing game": 1.0, "AUC": pytest.approx(0.5833333),
+                               "defined": pytest.approx(1 / 3)}
+    empty = [{"mass ratio": np.array([np.nan]), "pointing game": np.array([np.nan]), "AUC": np.array([0.5])}]
+    assert _summary(empty)["mass ratio"] is None and _summary(empty)["defined"] == 0.0
+
+
+def block(saturated, cost, aucs):
+    """A card's block entry with AUCs for the map and the three baselines."""
+    names = ("attention", GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
+    return {"saturated": saturated, "gate_off_cost": cost,
+            "localisation": {n: {"AUC": a, "mass ratio": 1.5, "pointing game": 0.5, "defined": 1.0}
+                             for n, a in zip(names, aucs)}}
+
+
+def test_targets_compare_each_measurement_with_its_threshold():
+    card = {
+        "cbam-resnet18-shapes": {
+            "attention": "cbam", "parameters": 1, "file_bytes": 10**6, "dataset_version": 2, "test_images": 500,
+            "mask_share": 0.2, "training": {"recipe": {}, "train_seconds": 600, "validation_accuracy": 0.9},
+            "accuracy": {"in distribution": 0.95, "small": 0.899, "grayscale": 0.95, "low_contrast": 0.9,
+                         "clutter": 0.97},
+            "blocks": {"layer1.0": block(0.05, 10.0, (0.9, 0.8, 0.85, 0.7)),
+                       "layer1.1": block(0.049, 3.0, (0.8, 0.8, 0.7, 0.6)),      # a tie does not beat
+                       "layer2.0": block(0.0, -1.0, (0.9, 0.8, 0.7, None))}},   # an undefined baseline loses
+        "plain-resnet18-shapes": {"attention": None, "parameters": 1, "file_bytes": 10**6, "dataset_version": 2,
+                                  "test_images": 500, "mask_share": 0.2,
+                                  "training": {"recipe": {}, "train_seconds": 60, "validation_accuracy": 1.0},
+                                  "accuracy": {"in distribution": 0.9499, "small": 0.9, "grayscale": 0.9,
+                                               "low_contrast": 0.9, "clutter": 0.9}}}
+    rows = {(r["model"][:4], r["target"].split()[0] + r["target"].split()[2]): (r["measured"], r["met"])
+            for r in targets(card)}
+    assert rows == {
+        ("cbam", "accuracydistribution"): ("95.0%", True),
+        ("cbam", "accuracyevery"): ("lowest: 89.9% (small)", False),
+        ("cbam", "saturatedweights"): ("highest: 5.0% (layer1.0)", False),
+        ("cbam", "attentioncosts"): ("10.0 points (layer1.0)", True),
+        ("cbam", "spatialbeats"): ("2 of 3 blocks (layer1.0, layer2.0)", True),
+        ("plai", "accuracydistribution"): ("95.0%", False),          # 94.99% rounds up but misses
+        ("plai", "accuracyevery"): ("lowest: 90.0% (small)", True)}
+    assert not beats_baselines(card["cbam-resnet18-shapes"]["blocks"]["layer1.1"]["localisation"])
+    text = render_card(card)
+    assert "| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 |" in text
+    assert "| layer2.0 | 0.0% | -1.0 | 0.90 / 0.80 / 0.70 / - |" in text
+    assert "| `plain-resnet18-shapes` | none | 1 | 1.0 MB | 95.0% | 90.0% | 90.0% | 90.0% | 90.0% |" in text
+    assert ("No training logs are bundled with these weights. Their metadata records the training's wall time and "
+            "last validation accuracy: `cbam-resnet18-shapes` 10.0 min, 90.0%; `plain-resnet18-shapes` 1.0 min, 100.0%."
+            ) in text
