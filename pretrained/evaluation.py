@@ -77,25 +77,29 @@ def gate_off_costs(model: torch.nn.Module, test: HeldOutSet, blocks: list[str]) 
     return {block: 100 * (base - accuracy(model, test, Intervention(block, "gate_off"))) for block in blocks}
 
 
-def localisation(model: torch.nn.Module, plain: torch.nn.Module, test: HeldOutSet) -> dict[str, dict]:
+def localisation(model: torch.nn.Module, plain: torch.nn.Module | None, test: HeldOutSet) -> dict[str, dict]:
     """Per block: {map name: {measure: mean over the images where it is defined, "defined": share of
-    images where it is}} for the block's own map ("attention") and each of BASELINES."""
+    images where it is}} for the block's own map ("attention") and each of BASELINES (the plain
+    model's: None scores without a plain model)."""
     scores: dict[str, dict[str, list[dict]]] = {}
     for x, masks, labels in test.batches():
         with torch.inference_mode():
             capture = capture_attention(model, x, channel_maps=ACTIVITY_CHANNELS)
             names = [r.name for r in capture.layers]
-            plain_outputs = block_outputs(plain, x, names)
-        cams = grad_cams(plain, x, names, target=labels)
+            plain_outputs = block_outputs(plain, x, names) if plain is not None else {}
+        cams = grad_cams(plain, x, names, target=labels) if plain is not None else {}
         gaussian = np.broadcast_to(centred_gaussian(masks.shape[1:]), masks.shape)
         for record in capture.layers:
             own = record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)
-            maps = {"attention": own, GAUSSIAN: gaussian, PLAIN_MEAN: plain_outputs[record.name].mean(1),
-                    PLAIN_GRAD_CAM: cams[record.name]}
+            maps = {"attention": own, GAUSSIAN: gaussian}
+            if plain is not None:
+                maps.update({PLAIN_MEAN: plain_outputs[record.name].mean(1), PLAIN_GRAD_CAM: cams[record.name]})
             for name, values in maps.items():
                 scores.setdefault(record.name, {}).setdefault(name, []).append(
                     batch_scores(np.asarray(values, dtype=np.float32), masks))
-    return {block: {name: _summary(parts) for name, parts in by_map.items()} for block, by_map in scores.items()}
+    absent = {**dict.fromkeys(MEASURES), "defined": 0.0}
+    return {block: {**{b: absent for b in BASELINES}, **{name: _summary(parts) for name, parts in by_map.items()}}
+            for block, by_map in scores.items()}
 
 
 def _summary(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:

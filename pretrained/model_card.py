@@ -1,11 +1,13 @@
 """Evaluate the bundled models on freshly generated test images and write their model card.
 
     python -m pretrained.model_card      # writes pretrained/MODEL_CARD.md and weights/card.json
+    python -m pretrained.model_card --weights DIR    # candidates from pretrained.train: DIR/MODEL_CARD.md
 
 Every number in the card is measured here (`pretrained.evaluation`) from the committed weights,
 on images of a seed that training never saw, or read from the training logs committed beside the
 weights (`<name>.train.json`). The tests re-run `evaluate` and check the card's numbers.
 """
+import argparse
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +16,7 @@ from safetensors import safe_open
 
 from .bundled import WEIGHTS_DIR
 from .evaluation import BASELINES, HeldOutSet, accuracy, gate_off_costs, localisation, saturation
-from .registry import ModelEntry, available, load
+from .registry import load
 from .shapes import SHIFTS
 
 TEST_SEED = 2026            # never used in training (0) or validation (1)
@@ -27,11 +29,15 @@ IN_DISTRIBUTION = "in distribution"
 ACCURACY_TARGET, SHIFT_TARGET, SATURATION_TARGET, GATE_OFF_TARGET = 0.95, 0.90, 0.05, 10.0
 
 
-def bundled_entry(name: str) -> tuple[ModelEntry, dict]:
-    """A bundled model's registry entry and its training metadata."""
-    entry = next(e for e in available() if e.source == "bundled" and e.name == name)
-    with safe_open(str(entry.path), "pt") as f:
-        return entry, json.loads(f.metadata()["training"])
+def models_in(weights: Path) -> list[str]:
+    """The shapes models whose weights are in `weights`, the plain one (the baselines' source) last."""
+    return sorted((p.name.removesuffix(".safetensors") for p in weights.glob("*-resnet18-shapes.safetensors")),
+                  key=lambda n: (n == PLAIN, n != "cbam-resnet18-shapes", n))
+
+
+def training_metadata(path: Path) -> dict:
+    with safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata()["training"])
 
 
 @lru_cache(maxsize=2)        # keyed by the card's own constants, not by a user
@@ -42,25 +48,28 @@ def test_sets(seed: int, images: int, size: int, version: int) -> dict[str, Held
             **{s: HeldOutSet.render(seed, images, size, version, s) for s in shifts}}
 
 
-def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED) -> dict:
-    """Everything the card says about bundled model `name`, measured now."""
-    loaded = load(name)
-    entry, training = bundled_entry(name)
-    path = entry.path
+def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weights: Path = WEIGHTS_DIR) -> dict:
+    """Everything the card says about model `name` (`weights/<name>.safetensors`), measured now. The
+    localisation baselines come from the plain model in the same folder (none without one)."""
+    path = weights / f"{name}.safetensors"
+    loaded = load(path)
+    attention = loaded.model.attention
+    training = training_metadata(path)
     version = training.get("dataset_version", 1)
     sets = test_sets(seed, images, loaded.preprocess.input_size, version)
     test = sets[IN_DISTRIBUTION]
-    result = {"attention": entry.attention, "file_bytes": path.stat().st_size, "training": training,
+    result = {"attention": attention, "file_bytes": path.stat().st_size, "training": training,
               "parameters": sum(p.numel() for p in loaded.model.parameters()), "dataset_version": version,
               "test_images": images, "mask_share": round(float(test.masks.mean()), 4),
               "accuracy": {k: accuracy(loaded.model, s) for k, s in sets.items()}}
     log = path.with_name(f"{name}.train.json")
     if log.exists():
         result["training_log"] = json.loads(log.read_text())
-    if entry.attention is not None:
+    if attention is not None:
         saturated = saturation(loaded.model, test)
         costs = gate_off_costs(loaded.model, test, list(saturated))
-        places = localisation(loaded.model, load(PLAIN).model, test)
+        plain = weights / f"{PLAIN}.safetensors"
+        places = localisation(loaded.model, load(plain).model if plain.exists() else None, test)
         result["blocks"] = {b: {"saturated": saturated[b], "gate_off_cost": costs[b], "localisation": places[b]}
                             for b in saturated}
     return result
@@ -104,13 +113,19 @@ def beats_baselines(scores: dict, measure: str = "AUC") -> bool:
     return own is not None and all(scores[b][measure] is None or own > scores[b][measure] for b in BASELINES)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Measure the shapes models and write their model card.")
+    parser.add_argument("--weights", type=Path, help="a folder of candidate weights from pretrained.train: its "
+                        "card goes beside them (default: the bundled models and pretrained/MODEL_CARD.md)")
+    parser.add_argument("--images", type=int, default=TEST_IMAGES, help="test images per set (default: %(default)s)")
+    args = parser.parse_args(argv)
+    weights = args.weights or WEIGHTS_DIR
     card = {}
-    for name in sorted((e.name for e in available() if e.source == "bundled"), key=lambda n: n == PLAIN):
-        card[name] = evaluate(name)
+    for name in models_in(weights):
+        card[name] = evaluate(name, args.images, weights=weights)
         print(name, card[name]["accuracy"], flush=True)
-    CARD_JSON.write_text(json.dumps(card, indent=1) + "\n")
-    CARD_MD.write_text(render_card(card))
+    (weights / CARD_JSON.name).write_text(json.dumps(card, indent=1) + "\n")
+    (weights / CARD_MD.name if args.weights else CARD_MD).write_text(render_card(card))
 
 
 def _score(value: float | None, digits: int = 2) -> str:

@@ -130,3 +130,10 @@ def test_targets_compare_each_measurement_with_its_threshold():
     assert ("No training logs are bundled with these weights. Their metadata records the training's wall time and "
             "last validation accuracy: `cbam-resnet18-shapes` 10.0 min, 90.0%; `plain-resnet18-shapes` 1.0 min, 100.0%."
             ) in text
+
+
+def test_without_a_plain_model_its_baselines_are_absent(test_images):
+    result = localisation(tiny("eca"), None, test_images)["layer4.0"]
+    for baseline in (PLAIN_MEAN, PLAIN_GRAD_CAM):
+        assert result[baseline] == {"mass ratio": None, "pointing game": None, "AUC": None, "defined": 0.0}
+    assert result[GAUSSIAN]["AUC"] is not None and result["attention"]["defined"] > 0

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pretrained.model_card import evaluate, main, render_card
 from pretrained.train import Recipe, RecipeMismatch, save, train
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
@@ -82,3 +83,19 @@ def test_save_writes_fp16_weights_and_training_log(uninterrupted, tmp_path):
     assert all(e["seconds"] > 0 and 0 <= e["validation_accuracy"] <= 1 and e["loss"] > 0 for e in log["epochs"])
     assert log["recipe"]["dataset"] == 2 and log["recipe"]["gate_weight_decay"] == 0.5
     assert log["threads"] == [1] and log["wall_seconds"] >= 0
+
+
+def test_trained_candidates_get_a_card_beside_them(uninterrupted, tmp_path):
+    model, info = uninterrupted
+    save(model, "cbam", TINY, info, tmp_path)
+    plain, plain_info = train(None, Recipe(**{**TINY.__dict__, "epochs": 1}), tmp_path / "ckpt", log=lambda s: None)
+    save(plain, None, TINY, plain_info, tmp_path)
+    main(["--weights", str(tmp_path), "--images", "30"])
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert list(card) == ["cbam-resnet18-shapes", "plain-resnet18-shapes"]
+    assert card["cbam-resnet18-shapes"] == json.loads(json.dumps(evaluate("cbam-resnet18-shapes", 30, weights=tmp_path)))
+    assert set(card["cbam-resnet18-shapes"]["accuracy"]) == {"in distribution", "small", "grayscale", "low_contrast",
+                                                             "clutter"}
+    assert card["cbam-resnet18-shapes"]["training_log"]["epochs"] == info["epochs"]
+    assert (tmp_path / "MODEL_CARD.md").read_text() == render_card(card)
+    assert "| 3 | " in (tmp_path / "MODEL_CARD.md").read_text()          # the per-epoch log: 3 epochs
