@@ -18,6 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import pretrained
 from lens import MAX_TOP_K, UNCHANGED_POINTS, BlockView, Inspection, inspect_image, outcome
+from lens.card_notes import block_note, model_note
 from lens.localisation import MEASURES
 from study_page import study_page
 from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, shared_scale
@@ -405,6 +406,8 @@ def block_page(inspection: Inspection, picture: Picture, model_key: str, display
     with c2:
         st.markdown(f"**{capitalised(view.map.label)}** of `{view.name}` ({view.map.size})")
         show_overlay(inspection, view.map, display)
+    if inspection.model.source == "bundled" and (note := block_note(inspection.model.name, view.name)):
+        st.caption(note)
     if st.toggle("Beside it: Grad-CAM, what raises a class's score", key="show_cam",
                  help="Attribution (Selvaraju et al., ICCV 2017) at this block's output: where the features that "
                       "raise the chosen class's score lie. Attention is what the block weights; attribution is "
@@ -705,6 +708,8 @@ def main() -> None:
         st.subheader("Predictions")
         st.caption(md(model.description))
         show_predictions(inspection)
+        if model.source == "bundled" and (note := model_note(model.name)):
+            st.caption(note)
         if model.source == "bundled" and not (picture.sample and picture.sample.get("label") in model.labels):
             st.caption(domain_note(model))          # a note, not an alarm: a drawn shape is in its domain
     page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"

@@ -14,14 +14,13 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .bundled import WEIGHTS_DIR
+from .bundled import CARD_JSON, WEIGHTS_DIR
 from .evaluation import BASELINES, HeldOutSet, accuracy, gate_off_costs, localisation, saturation
 from .registry import load
 from .shapes import SHIFTS
 
 TEST_SEED = 2026            # never used in training (0) or validation (1)
 TEST_IMAGES = 500           # per test set: in distribution and each shift
-CARD_JSON = WEIGHTS_DIR / "card.json"
 CARD_MD = Path(__file__).parent / "MODEL_CARD.md"
 PLAIN = "plain-resnet18-shapes"
 IN_DISTRIBUTION = "in distribution"

@@ -17,6 +17,7 @@ import pretrained
 from blocks import Intervention, capture_attention
 from pretrained import imagenet
 from lens import TopChannels, inspect_image
+from lens.card_notes import block_note, model_note
 from pretrained.image import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,8 @@ def test_default_page_needs_no_action():
     assert any(plain(c.value).startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes dataset; works offline (")
                and "validation accuracy)" in plain(c.value) for c in at.caption)
     assert len(at.get("image")) == 3                  # the model view, the spatial map, its colour scale
+    assert model_note(pretrained.DEFAULT_MODEL) in values(at.caption)         # what the model card measured
+    assert block_note(pretrained.DEFAULT_MODEL, "layer4.1") in values(at.caption)
     assert any("What this block computes" == h.value for h in at.subheader)
     assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
     [table] = [d.value for d in at.dataframe if "pointing game" in d.value.columns]   # the sample has a mask
