@@ -1,0 +1,34 @@
+"""The app's shape samples are re-made from their seed and index (`pretrained.samples`)."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from pretrained.samples import PICKS, SEED, find, write
+from pretrained.shapes import CLASSES, render
+
+
+def test_each_pick_is_the_first_scene_of_its_class_that_fits():
+    for pick in PICKS:
+        index, sample = find(pick)
+        assert CLASSES[sample.label] == pick.label and pick.fits(sample.attributes)
+        earlier = range(CLASSES.index(pick.label), index, len(CLASSES))
+        assert not any(pick.fits(render(SEED, i, 128, 2).attributes) for i in earlier), pick.title
+    assert SEED not in (0, 1, 2026)                  # training, validation, the model card
+    assert len({p.label for p in PICKS}) == len(PICKS)
+
+
+def test_write_saves_images_and_masks_and_keeps_the_photographs(tmp_path):
+    photo = {"title": "Photo: a cat", "file": "cat.jpg", "mask": None, "label": None}
+    old_shape = {"title": "Shape: old", "file": "shapes-old.png", "mask": "shapes-old-mask.png", "label": "circle"}
+    (tmp_path / "samples.json").write_text(json.dumps([old_shape, photo]))
+    entries = write(tmp_path)
+    listing = json.loads((tmp_path / "samples.json").read_text())
+    assert listing == entries + [photo]
+    assert [e["label"] for e in entries] == [p.label for p in PICKS]
+    for entry in entries:
+        sample = render(**{k: entry["source"][k] for k in ("seed", "index")}, size=128, version=entry["source"]["version"])
+        assert np.array_equal(np.asarray(Image.open(tmp_path / entry["file"])), sample.image)
+        mask = Image.open(tmp_path / entry["mask"])
+        assert mask.mode == "1" and np.array_equal(np.asarray(mask), sample.mask)
+    assert entries[1]["title"] == "Shape: small star on a texture"
