@@ -51,7 +51,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
     """Everything the card says about model `name` (`weights/<name>.safetensors`), measured now. The
     localisation baselines come from the plain model in the same folder (none without one)."""
     path = weights / f"{name}.safetensors"
-    loaded = load(path)
+    loaded = load(path, device="cpu")           # the card's numbers are the CPU's, wherever it runs
     attention = loaded.model.attention
     training = training_metadata(path)
     version = training.get("dataset_version", 1)
@@ -68,7 +68,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
         saturated = saturation(loaded.model, test)
         costs = gate_off_costs(loaded.model, test, list(saturated))
         plain = weights / f"{PLAIN}.safetensors"
-        places = localisation(loaded.model, load(plain).model if plain.exists() else None, test)
+        places = localisation(loaded.model, load(plain, device="cpu").model if plain.exists() else None, test)
         result["blocks"] = {b: {"saturated": saturated[b], "gate_off_cost": costs[b], "localisation": places[b]}
                             for b in saturated}
     return result
