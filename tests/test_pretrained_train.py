@@ -4,10 +4,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from blocks import attention_resnet, attention_sites
+
 from pretrained.model_card import evaluate, main, render_card
-from pretrained.train import Recipe, RecipeMismatch, save, train
+from pretrained.train import LOGIT_MARGIN, GateLogits, Recipe, RecipeMismatch, save, train, train_step
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
               label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True)   # recipe 3's settings
@@ -99,3 +102,40 @@ def test_trained_candidates_get_a_card_beside_them(uninterrupted, tmp_path):
     assert card["cbam-resnet18-shapes"]["training_log"]["epochs"] == info["epochs"]
     assert (tmp_path / "MODEL_CARD.md").read_text() == render_card(card)
     assert "| 3 | " in (tmp_path / "MODEL_CARD.md").read_text()          # the per-epoch log: 3 epochs
+
+
+def saturated_se(bias: float):
+    """A tiny SE ResNet whose every channel gate has logit `bias` for every image."""
+    torch.manual_seed(0)
+    model = attention_resnet(18, "se", num_classes=10, width=4, ratio=4)
+    with torch.no_grad():
+        for site in attention_sites(model):
+            site.module.fc2.weight.zero_()
+            site.module.fc2.bias.fill_(bias)
+    return model
+
+
+@pytest.mark.parametrize("bias, expected", [(10.0, 16.0), (-9.0, 9.0), (5.9, 0.0)])
+def test_gate_logit_penalty_counts_only_what_lies_beyond_the_margin(bias, expected):
+    model = saturated_se(bias)
+    with GateLogits(model) as gates:
+        model(torch.randn(2, 3, 32, 32))
+    assert len(gates.logits) == 8 and LOGIT_MARGIN == 6.0
+    assert gates.penalty().item() == pytest.approx(expected)              # (|bias| - 6)^2 in every gate
+    model(torch.randn(2, 3, 32, 32))
+    assert len(gates.logits) == 8                                         # hooks gone after the with
+
+
+def test_the_penalty_pulls_saturated_gates_back_and_the_step_reports_the_classification_loss():
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    biases = {}
+    for penalty in (0.0, 0.1):
+        recipe = Recipe(**{**TINY.__dict__, "mixed_precision": False, "gate_logit_penalty": penalty})
+        model = saturated_se(20.0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        with torch.no_grad():
+            expected = F.cross_entropy(model(x), labels).item()
+        assert train_step(model, optimizer, x, labels, recipe) == pytest.approx(expected, rel=1e-6)
+        biases[penalty] = model.layer1[0].attn.fc2.bias.detach().clone()
+    # d/db of 0.1 * mean over 8 gates of mean((b - 6)^2) is 0.1 * 2 * 14 / (8 * 4 channels); SGD lr 0.1
+    torch.testing.assert_close(biases[0.0] - biases[0.1], torch.full((4,), 0.1 * 0.1 * 2 * 14 / 32), atol=1e-6, rtol=0)
