@@ -16,7 +16,10 @@ last completed epoch, a finished one is skipped in seconds):
     mkdir -p ~/.cache/attention-lens/train && setsid nohup sh -c 'for a in cbam se eca none; do n=$a; [ $a = none ] && n=plain; nice -n 19 .venv/bin/python -m pretrained.train --attention $a --out "$HOME/.cache/attention-lens/train/final" >> "$HOME/.cache/attention-lens/train/$n-resnet18-shapes.log" 2>&1 || exit 1; done' >/dev/null 2>&1 &
 
 Checkpoints: `~/.cache/attention-lens/train/<name>.pt`; weights and `<name>.train.json` land in
-`.../train/final`, to be checked (`pretrained.model_card`) before they replace the bundled ones.
+`.../train/final`. Check them with `python -m pretrained.model_card --weights .../train/final`
+(the card of the four, beside them); to bundle them, copy the `.safetensors` and `.train.json`
+files into `pretrained/weights/`, then run `python -m pretrained.samples` (the app's samples, of
+the models' shapes version) and `python -m pretrained.model_card` (the bundled card the tests check).
 
 Recipes for v2 (AdamW, one-cycle, 40,000 images, no label smoothing; attention never supervised:
 masks are not used). Label smoothing caps the logits (the optimal margin is finite), so gates that
