@@ -18,8 +18,8 @@ last completed epoch, a finished one is skipped in seconds):
 Checkpoints: `~/.cache/attention-lens/train/<name>.pt`; weights and `<name>.train.json` land in
 `.../train/final`. Check them with `python -m pretrained.model_card --weights .../train/final`
 (the card of the four, beside them); to bundle them, copy the `.safetensors` and `.train.json`
-files into `pretrained/weights/`, then run `python -m pretrained.samples` (the app's samples, of
-the models' shapes version) and `python -m pretrained.model_card` (the bundled card the tests check).
+files into `pretrained/weights/`, then run `python -m pretrained.samples` (the app's samples, from
+shapes v2) and `python -m pretrained.model_card` (the bundled card the tests check).
 
 Recipes for v2 (AdamW, one-cycle, 40,000 images, no label smoothing; attention never supervised:
 masks are not used). Label smoothing caps the logits (the optimal margin is finite), so gates that
