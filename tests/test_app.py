@@ -30,6 +30,11 @@ def app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
 
 
+def sample_of(label: str) -> dict:
+    """The bundled sample of that shape class (its entry in samples.json)."""
+    return next(s for s in json.loads((ASSETS / "samples.json").read_text()) if s["label"] == label)
+
+
 def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> AppTest:
     """Drop a file on the image uploader, which is always on the page: the page then shows it."""
     at.file_uploader(key="image").set_value((name, data, mime))
@@ -251,13 +256,13 @@ def test_overview_shows_how_alike_two_images_channel_weights_are():
     from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
     at = app()
     at.segmented_control(key="view").set_value("Overview").run()
-    at.selectbox(key="agree_with").set_value("Shape: star (bundled dataset)").run()
+    at.selectbox(key="agree_with").set_value(sample_of("star")["title"]).run()
     assert_clean(at)
     [chart] = [c.proto for c in at.get("vega_lite_chart") if "correlation of channel weights" in c.proto.spec]
     shown = convert_arrow_bytes_to_pandas_df(chart.datasets[0].data.data)
     samples = {s["title"]: s["file"] for s in json.loads((ASSETS / "samples.json").read_text())}
     a, b = (capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / samples[t]).read_bytes())).layers
-            for t in ("Shape: circle (bundled dataset)", "Shape: star (bundled dataset)"))
+            for t in (sample_of("circle")["title"], sample_of("star")["title"]))
     expected = [np.corrcoef(ra.channel[0].numpy(), rb.channel[0].numpy())[0, 1] for ra, rb in zip(a, b)]
     assert shown["block"].tolist() == [r.name for r in a]
     np.testing.assert_allclose(shown["correlation"].to_numpy(dtype=float), expected, atol=1e-5)
@@ -691,7 +696,7 @@ def test_upload_then_sample_then_upload_again_keeps_the_file_and_the_compare_cho
     at = upload(app(), "mine.png", star, "image/png")
     at.segmented_control(key="view").set_value("Compare").run()
     labelled(at.multiselect, "Models to compare (2 or 3)").set_value(["cbam-resnet18-shapes", "se-resnet18-shapes"]).run()
-    at.selectbox(key="sample").set_value("Shape: ring (bundled dataset)").run()       # a sample: shown at once
+    at.selectbox(key="sample").set_value(sample_of("ring")["title"]).run()       # a sample: shown at once
     assert_clean(at)
     assert at.radio(key="image_source").value == "Sample"
     ring = (ASSETS / "shapes-ring.png").read_bytes()
