@@ -66,8 +66,11 @@ def grad_cams(model: nn.Module, x: torch.Tensor, blocks: list[str], target=None,
 
 
 def block_outputs(model: nn.Module, x: torch.Tensor, blocks: list[str]) -> dict[str, torch.Tensor]:
-    """The outputs [B, C, h, w] of the residual blocks `blocks` (e.g. "layer3.1") in one forward pass."""
-    return _forward(model, x, _check(model, x, blocks), track=False)[1]
+    """The outputs [B, C, h, w] of the residual blocks `blocks` (e.g. "layer3.1") in one forward
+    pass, as float tensors on the CPU."""
+    with torch.no_grad():
+        outputs = _forward(model, x, _check(model, x, blocks), track=False)[1]
+    return {name: value.float().cpu() for name, value in outputs.items()}
 
 
 def score_cam(model: nn.Module, x: torch.Tensor, block: str, target=None, batch_size: int = 16) -> torch.Tensor:

@@ -16,14 +16,15 @@ import numpy as np
 import torch
 
 from blocks import Intervention, capture_attention
+from blocks.hooks import on_model_device
 from blocks.attribution import block_outputs, grad_cams
 from lens.localisation import MEASURES, batch_scores, centred_gaussian
+from lens.study_stats import ACTIVITY_CHANNELS  # SE/ECA maps: the 8 most-excited channels' activity
 
 from .bundled import to_input
 from .shapes import render_batch
 
 SATURATION_TOLERANCE = 1e-6
-ACTIVITY_CHANNELS = 8       # SE/ECA maps: mean activity of the 8 most-excited channels
 GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM = "centred Gaussian", "plain channel mean", "plain Grad-CAM"
 BASELINES = (GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
 BATCH = 100
@@ -52,8 +53,8 @@ def accuracy(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None
     """Top-1 accuracy; with `edit`, of the model with that block's attention edited."""
     correct = 0
     for x, _, labels in test.batches():
-        logits = model(x) if edit is None else capture_attention(model, x, edit).logits
-        correct += int((logits.argmax(1) == labels).sum())
+        logits = model(on_model_device(model, x)) if edit is None else capture_attention(model, x, edit).logits
+        correct += int((logits.argmax(1).cpu() == labels).sum())
     return correct / len(test.labels)
 
 
@@ -98,12 +99,14 @@ def localisation(model: torch.nn.Module, plain: torch.nn.Module | None, test: He
                 scores.setdefault(record.name, {}).setdefault(name, []).append(
                     batch_scores(np.asarray(values, dtype=np.float32), masks))
     absent = {**dict.fromkeys(MEASURES), "defined": 0.0}
-    return {block: {**{b: absent for b in BASELINES}, **{name: _summary(parts) for name, parts in by_map.items()}}
+    return {block: {name: _summary(by_map[name]) if name in by_map else absent for name in ("attention", *BASELINES)}
             for block, by_map in scores.items()}
 
 
 def _summary(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Each measure's mean over the images where the map has any mass (a map with none points
+    nowhere: its AUC of 0.5 from ties would flatter or hide), and the share of such images."""
     values = {m: np.concatenate([p[m] for p in parts]) for m in MEASURES}
-    defined = ~np.isnan(values["mass ratio"])            # a map with no mass points nowhere
-    return {**{m: (float(np.nanmean(v)) if (~np.isnan(v)).any() else None) for m, v in values.items()},
-            "defined": float(defined.mean())}
+    defined = ~np.isnan(values["mass ratio"])
+    means = {m: v[defined & ~np.isnan(v)] for m, v in values.items()}
+    return {**{m: (float(v.mean()) if v.size else None) for m, v in means.items()}, "defined": float(defined.mean())}

@@ -107,9 +107,10 @@ def targets(card: dict) -> list[dict]:
 
 
 def beats_baselines(scores: dict, measure: str = "AUC") -> bool:
-    """Whether the block's own map scores above every baseline on `measure` (an undefined score loses)."""
-    own = scores["attention"][measure]
-    return own is not None and all(scores[b][measure] is None or own > scores[b][measure] for b in BASELINES)
+    """Whether the block's own map scores above every baseline on `measure`; a score that was not
+    measured (no plain model, or a map without mass on every image) cannot be beaten or claimed."""
+    values = [scores[m][measure] for m in ("attention", *BASELINES)]
+    return None not in values and all(values[0] > v for v in values[1:])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=TEST_IMAGES, help="test images per set (default: %(default)s)")
     args = parser.parse_args(argv)
     weights = args.weights or WEIGHTS_DIR
+    if not models_in(weights):
+        parser.error(f"no shapes models (*-resnet18-shapes.safetensors) in {weights}")
     card = {}
     for name in models_in(weights):
         card[name] = evaluate(name, args.images, weights=weights)
@@ -147,7 +150,8 @@ def _block_rows(blocks: dict) -> str:
     rows = [f"| {b} | {v['saturated']:.1%} | {v['gate_off_cost']:+.1f} | "
             + " | ".join(" / ".join(_score(v["localisation"][m][measure]) for m in maps)
                          for measure in ("AUC", "mass ratio", "pointing game"))
-            + f" | {v['localisation']['attention']['defined']:.0%} |" for b, v in blocks.items()]
+            + " | " + " / ".join(f"{v['localisation'][m]['defined']:.0%}" for m in maps) + " |"
+            for b, v in blocks.items()]
     return "\n".join([head, *rows])
 
 
@@ -161,6 +165,7 @@ def _training_rows(card: dict) -> str:
     head = ("| model | epochs | wall time | threads | final validation accuracy |\n|---|---|---|---|---|")
     rows = [f"| `{n}` | {len(log['epochs'])} | {log['wall_seconds'] / 60:.1f} min | {', '.join(map(str, log['threads']))} | "
             f"{log['epochs'][-1]['validation_accuracy']:.1%} |" for n, log in logs.items()]
+    rows += [f"| `{n}` | no log bundled | | | |" for n in card if n not in logs]
     epochs = max(len(log["epochs"]) for log in logs.values())
     per_epoch = ["| epoch | " + " | ".join(f"`{n}` loss / validation" for n in logs) + " |",
                  "|---|" + "---|" * len(logs)]
@@ -226,7 +231,8 @@ plain model's Grad-CAM at the block for the true class". AUC: the probability th
 outranks a background pixel (0.5: chance); mass ratio: the map's mass on the object over the
 object's share of the image (1: uniform; objects cover {mask_share:.1%} of the image on average);
 pointing game: the share of images whose map peaks on the object. Means over the images where the
-map has any mass ("map defined").
+map has any mass ("map defined", for each of the four maps). A baseline that could not be measured
+(no plain model beside the weights) reads "-", and the spatial gate is not counted as beating it.
 
 {blocks}
 

@@ -1,6 +1,6 @@
 """Train the bundled offline models on the procedural shapes dataset (`pretrained.shapes`).
 
-    python -m pretrained.train --attention cbam      # or se, eca, none; recipe 3 (v2); see --help
+    python -m pretrained.train --attention cbam      # or se, eca, none; recipe 4 (v2); see --help
 
 Writes `<name>.safetensors` (fp16) whose metadata describes the architecture, the preprocessing,
 the class names and the training, so `pretrained.load` needs nothing else, and `<name>.train.json`:
@@ -285,7 +285,7 @@ def main() -> None:
                                                  "checkpoint (progress is printed).")
     parser.add_argument("--attention", choices=["none", "se", "eca", "cbam"], required=True)
     parser.add_argument("--recipe", type=int, choices=sorted(RECIPES), default=max(RECIPES),
-                        help="1: the v1 models; 2, 3: shapes v2 (default: %(default)s)")
+                        help="1: the v1 models; 2-4: shapes v2 (default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="override the recipe's")
     parser.add_argument("--train-images", type=int, help="override the recipe's")
     parser.add_argument("--gate-weight-decay", type=float, help="override the recipe's")

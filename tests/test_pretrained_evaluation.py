@@ -73,9 +73,11 @@ def test_localisation_scores_each_map_as_the_single_map_measures_do(test_images)
     gaussian = centred_gaussian(masks.shape[1:])
     expected = {"attention": own, GAUSSIAN: [gaussian] * len(masks), PLAIN_MEAN: mean, PLAIN_GRAD_CAM: cam}
     for name, maps in expected.items():
+        has_mass = np.array([np.asarray(m).sum() > 0 for m in maps])
         for measure, score in (("AUC", auc), ("mass ratio", localisation_score), ("pointing game", pointing_game)):
-            singles = [score(np.asarray(m), mask) for m, mask in zip(maps, masks)]
+            singles = np.array([score(np.asarray(m), mask) for m, mask in zip(maps, masks)])[has_mass]
             assert result[block][name][measure] == pytest.approx(np.nanmean(singles), abs=1e-6), (name, measure)
+        assert result[block][name]["defined"] == has_mass.mean()
     assert set(result) == {f"layer{s}.{b}" for s in range(1, 5) for b in range(2)}
 
 
@@ -83,10 +85,9 @@ def test_a_map_with_no_mass_is_left_out_of_the_means_and_counted():
     parts = [{"mass ratio": np.array([2.0, np.nan]), "pointing game": np.array([1.0, np.nan]),
               "AUC": np.array([0.75, 0.5])},
              {"mass ratio": np.array([np.nan]), "pointing game": np.array([np.nan]), "AUC": np.array([0.5])}]
-    assert _summary(parts) == {"mass ratio": 2.0, "pointing game": 1.0, "AUC": pytest.approx(0.5833333),
-                               "defined": pytest.approx(1 / 3)}
+    assert _summary(parts) == {"mass ratio": 2.0, "pointing game": 1.0, "AUC": 0.75, "defined": pytest.approx(1 / 3)}
     empty = [{"mass ratio": np.array([np.nan]), "pointing game": np.array([np.nan]), "AUC": np.array([0.5])}]
-    assert _summary(empty)["mass ratio"] is None and _summary(empty)["defined"] == 0.0
+    assert _summary(empty) == {"mass ratio": None, "pointing game": None, "AUC": None, "defined": 0.0}
 
 
 def block(saturated, cost, aucs):
@@ -106,7 +107,7 @@ def test_targets_compare_each_measurement_with_its_threshold():
                          "clutter": 0.97},
             "blocks": {"layer1.0": block(0.05, 10.0, (0.9, 0.8, 0.85, 0.7)),
                        "layer1.1": block(0.049, 3.0, (0.8, 0.8, 0.7, 0.6)),      # a tie does not beat
-                       "layer2.0": block(0.0, -1.0, (0.9, 0.8, 0.7, None))}},   # an undefined baseline loses
+                       "layer2.0": block(0.0, -1.0, (0.9, 0.8, 0.7, None))}},   # not measured: no claim
         "plain-resnet18-shapes": {"attention": None, "parameters": 1, "file_bytes": 10**6, "dataset_version": 2,
                                   "test_images": 500, "mask_share": 0.2,
                                   "training": {"recipe": {}, "train_seconds": 60, "validation_accuracy": 1.0},
@@ -119,12 +120,13 @@ def test_targets_compare_each_measurement_with_its_threshold():
         ("cbam", "accuracyevery"): ("lowest: 89.9% (small)", False),
         ("cbam", "saturatedweights"): ("highest: 5.0% (layer1.0)", False),
         ("cbam", "attentioncosts"): ("10.0 points (layer1.0)", True),
-        ("cbam", "spatialbeats"): ("2 of 3 blocks (layer1.0, layer2.0)", True),
+        ("cbam", "spatialbeats"): ("1 of 3 blocks (layer1.0)", False),
         ("plai", "accuracydistribution"): ("95.0%", False),          # 94.99% rounds up but misses
         ("plai", "accuracyevery"): ("lowest: 90.0% (small)", True)}
     assert not beats_baselines(card["cbam-resnet18-shapes"]["blocks"]["layer1.1"]["localisation"])
     text = render_card(card)
-    assert "| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 |" in text
+    assert ("| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 | "
+            "0.50 / 0.50 / 0.50 / 0.50 | 100% / 100% / 100% / 100% |") in text
     assert "| layer2.0 | 0.0% | -1.0 | 0.90 / 0.80 / 0.70 / - |" in text
     assert "| `plain-resnet18-shapes` | none | 1 | 1.0 MB | 95.0% | 90.0% | 90.0% | 90.0% | 90.0% |" in text
     assert ("No training logs are bundled with these weights. Their metadata records the training's wall time and "

@@ -13,7 +13,7 @@ from pretrained.model_card import evaluate, main, render_card
 from pretrained.train import LOGIT_MARGIN, GateLogits, Recipe, RecipeMismatch, save, train, train_step
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
-              label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True)   # recipe 3's settings
+              label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True, gate_logit_penalty=0.1)  # recipe 4's switches
 
 
 class Interrupt(Exception):
