@@ -14,6 +14,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from lens.localisation import MEASURES
+
 from .bundled import CARD_JSON, WEIGHTS_DIR
 from .evaluation import BASELINES, HeldOutSet, accuracy, gate_off_costs, localisation, saturation
 from .registry import load
@@ -134,6 +136,12 @@ def _score(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _defined(scores: dict) -> str:
+    """The share of images where a map has mass; "-" for a baseline that was not measured."""
+    measured = any(scores[m] is not None for m in MEASURES) or scores["defined"] > 0
+    return f"{scores['defined']:.0%}" if measured else "-"
+
+
 def _accuracy_rows(card: dict) -> str:
     columns = [IN_DISTRIBUTION, *(s for s in SHIFTS if any(s in c["accuracy"] for c in card.values()))]
     head = "| model | attention | parameters | file | " + " | ".join(columns) + " |\n|---|---|---|---|" + "---|" * len(columns)
@@ -150,7 +158,7 @@ def _block_rows(blocks: dict) -> str:
     rows = [f"| {b} | {v['saturated']:.1%} | {v['gate_off_cost']:+.1f} | "
             + " | ".join(" / ".join(_score(v["localisation"][m][measure]) for m in maps)
                          for measure in ("AUC", "mass ratio", "pointing game"))
-            + " | " + " / ".join(f"{v['localisation'][m]['defined']:.0%}" for m in maps) + " |"
+            + " | " + " / ".join(_defined(v["localisation"][m]) for m in maps) + " |"
             for b, v in blocks.items()]
     return "\n".join([head, *rows])
 

@@ -128,6 +128,9 @@ def test_targets_compare_each_measurement_with_its_threshold():
     assert ("| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 | "
             "0.50 / 0.50 / 0.50 / 0.50 | 100% / 100% / 100% / 100% |") in text
     assert "| layer2.0 | 0.0% | -1.0 | 0.90 / 0.80 / 0.70 / - |" in text
+    absent = card["cbam-resnet18-shapes"]["blocks"]["layer2.0"]["localisation"][PLAIN_GRAD_CAM]
+    absent.update({"mass ratio": None, "pointing game": None, "defined": 0.0})
+    assert render_card(card).count("| 100% / 100% / 100% / - |") == 1
     assert "| `plain-resnet18-shapes` | none | 1 | 1.0 MB | 95.0% | 90.0% | 90.0% | 90.0% | 90.0% |" in text
     assert ("No training logs are bundled with these weights. Their metadata records the training's wall time and "
             "last validation accuracy: `cbam-resnet18-shapes` 10.0 min, 90.0%; `plain-resnet18-shapes` 1.0 min, 100.0%."
