@@ -72,9 +72,11 @@ def saturation(model: torch.nn.Module, test: HeldOutSet) -> dict[str, float]:
     return {block: tied / total for block, (tied, total) in counts.items()}
 
 
-def gate_off_costs(model: torch.nn.Module, test: HeldOutSet, blocks: list[str]) -> dict[str, float]:
-    """Per block: accuracy points lost (negative: gained) when its attention is switched off."""
-    base = accuracy(model, test)
+def gate_off_costs(model: torch.nn.Module, test: HeldOutSet, blocks: list[str], base: float | None = None
+                   ) -> dict[str, float]:
+    """Per block: accuracy points lost (negative: gained) when its attention is switched off;
+    `base`: the unedited model's accuracy on `test`, if already measured."""
+    base = accuracy(model, test) if base is None else base
     return {block: 100 * (base - accuracy(model, test, Intervention(block, "gate_off"))) for block in blocks}
 
 

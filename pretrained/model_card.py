@@ -68,7 +68,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
         result["training_log"] = json.loads(log.read_text())
     if attention is not None:
         saturated = saturation(loaded.model, test)
-        costs = gate_off_costs(loaded.model, test, list(saturated))
+        costs = gate_off_costs(loaded.model, test, list(saturated), result["accuracy"][IN_DISTRIBUTION])
         plain = weights / f"{PLAIN}.safetensors"
         places = localisation(loaded.model, load(plain, device="cpu").model if plain.exists() else None, test)
         result["blocks"] = {b: {"saturated": saturated[b], "gate_off_cost": costs[b], "localisation": places[b]}
