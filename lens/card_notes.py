@@ -30,11 +30,18 @@ def block_note(name: str, block: str) -> str | None:
     if measured is None:
         return None
     auc = {m: s["AUC"] for m, s in measured["localisation"].items()}
-    baselines = ", ".join(f"{IN_WORDS[m]} {auc[m]:.2f}" for m in BASELINES if auc[m] is not None)
+    measured_baselines = [m for m in BASELINES if auc[m] is not None]
+    baselines = ", ".join(f"{IN_WORDS[m]} {auc[m]:.2f}" for m in measured_baselines)
     own = "no map with any mass" if auc["attention"] is None else f"AUC {auc['attention']:.2f}"
+    if auc["attention"] is not None and measured_baselines:
+        behind = [IN_WORDS[m] for m in measured_baselines if auc[m] >= auc["attention"]]
+        own += f" on the object, not ahead of {' or '.join(behind)}" if behind else " on the object, ahead of " + (
+            "every baseline" if len(measured_baselines) == len(BASELINES) else "every baseline measured")
+    else:
+        own += " on the object"
     which = ("its spatial gate" if card["attention"] == "cbam"
              else f"its map of where its {ACTIVITY_CHANNELS} most-excited channels fire")
-    return (f"Over the model card's {card['test_images']} test images, {which} scores {own} on the object "
+    return (f"Over the model card's {card['test_images']} test images, {which} scores {own} "
             f"({baselines}); switching the block's attention off changes accuracy by "
             f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['saturated']:.1%} of its channel weights are "
             f"within {SATURATION_TOLERANCE:.0e} of 0 or 1.".replace("e-0", "e-"))

@@ -1,6 +1,7 @@
 """What the model card measures (`pretrained.evaluation`), checked on tiny seeded models against
 measurements made another way: single-map scores, physically edited copies, gates set by hand."""
 import copy
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from blocks.attribution import block_outputs
 from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
 from pretrained.evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
                                    gate_off_costs, localisation, saturation)
-from pretrained.model_card import beats_baselines, render_card, targets
+from pretrained.model_card import beats_baselines, recipe_reasons, render_card, targets
+from pretrained.train import RECIPES
 
 from conftest import randomize_batchnorm
 
@@ -142,3 +144,13 @@ def test_without_a_plain_model_its_baselines_are_absent(test_images):
     for baseline in (PLAIN_MEAN, PLAIN_GRAD_CAM):
         assert result[baseline] == {"mass ratio": None, "pointing game": None, "AUC": None, "defined": 0.0}
     assert result[GAUSSIAN]["AUC"] is not None and result["attention"]["defined"] > 0
+
+
+def test_the_card_names_the_recipe_and_argues_only_the_choices_it_makes():
+    bundled = recipe_reasons(asdict(RECIPES[4]))
+    assert bundled.startswith('Recipe 4 of `pretrained/train.py`: `{"dataset": 2, ')
+    assert "- No label smoothing" in bundled and "0.1 x mean((|logit| - 6)+^2)" in bundled
+    assert "- bf16 autocast" in bundled
+    v1 = recipe_reasons({"epochs": 12})          # a log without the later fields: Recipe's defaults
+    assert v1.startswith("Recipe 1 of") and "\n" not in v1
+    assert recipe_reasons({"epochs": 3}).startswith("A recipe not in `pretrained/train.py`")
