@@ -91,19 +91,27 @@ def imagenet_labels() -> tuple[str, ...]:
     return tuple(d.split(",")[0] for d in ImageNetInfo().label_descriptions())
 
 
+def bundled_description(arch: dict, training: dict, classes: int) -> str:
+    """What the sidebar says about a bundled model, from its weights' metadata."""
+    recipe = training["recipe"]
+    smoothing = recipe["label_smoothing"]
+    text = (f"{(arch['attention'] or 'plain').upper()} ResNet-{arch['depth']} (width {arch['width']}) trained on the "
+            f"bundled shapes dataset (v{recipe.get('dataset', 1)}); works offline "
+            f"({training['validation_accuracy']:.1%} validation accuracy).")
+    if smoothing:       # the targets were never one-hot: a sure answer cannot reach 100%
+        text += (f" Trained with label smoothing {smoothing}, so a sure answer reads about "
+                 f"{1 - smoothing + smoothing / classes:.0%}, not 100%.")
+    return text
+
+
 def _bundled() -> list[ModelEntry]:
     entries = []
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
         with safe_open(str(path), "pt") as f:
             meta = f.metadata()
         arch, training = json.loads(meta["architecture"]), json.loads(meta["training"])
-        kind = (arch["attention"] or "plain").upper()
-        smoothing, classes = training["recipe"]["label_smoothing"], len(json.loads(meta["labels"]))
         entries.append(ModelEntry(path.stem, "bundled", arch["attention"],
-                                  f"{kind} ResNet-{arch['depth']} (width {arch['width']}) trained on the "
-                                  f"bundled shapes dataset; works offline ({training['validation_accuracy']:.1%} "
-                                  f"validation accuracy). Trained with label smoothing {smoothing}, so a sure "
-                                  f"answer reads about {1 - smoothing + smoothing / classes:.0%}, not 100%.",
+                                  bundled_description(arch, training, len(json.loads(meta["labels"]))),
                                   Preprocess(**json.loads(meta["preprocess"])), path,
                                   training["recipe"].get("dataset", 1)))
     return entries

@@ -106,7 +106,7 @@ def test_default_page_needs_no_action():
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL,
                                                                       (ASSETS / first["file"]).read_bytes()))
     assert at.get("vega_lite_chart"), "the channel-weight chart is missing"
-    assert any(plain(c.value).startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes dataset; works offline (")
+    assert any(plain(c.value).startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes dataset (v2); works offline (")
                and "validation accuracy)" in plain(c.value) for c in at.caption)
     assert len(at.get("image")) == 3                  # the model view, the spatial map, its colour scale
     assert model_note(pretrained.DEFAULT_MODEL) in values(at.caption)         # what the model card measured

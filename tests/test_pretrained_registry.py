@@ -18,6 +18,7 @@ from blocks import attention_resnet, capture_attention
 from lens.localisation import localisation_score
 from pretrained import CheckpointError, ModelUnavailable, Preprocess
 from pretrained import imagenet
+from pretrained.registry import bundled_description
 
 
 @pytest.fixture
@@ -242,3 +243,18 @@ def test_bad_safetensors_metadata_is_named(tmp_path, meta, message):
     with pytest.raises(CheckpointError) as error:
         pretrained.load(path)
     assert str(error.value).startswith(message)
+
+
+def test_a_bundled_models_description_says_its_dataset_and_what_label_smoothing_does_to_a_sure_answer():
+    arch = {"attention": "cbam", "depth": 18, "width": 16}
+    one_hot = {"validation_accuracy": 0.9171, "recipe": {"dataset": 2, "label_smoothing": 0.0}}
+    assert bundled_description(arch, one_hot, 10) == (
+        "CBAM ResNet-18 (width 16) trained on the bundled shapes dataset (v2); works offline (91.7% validation "
+        "accuracy).")
+    smoothed = {"validation_accuracy": 1.0, "recipe": {"label_smoothing": 0.1}}      # a v1 log: no dataset field
+    assert bundled_description({**arch, "attention": None}, smoothed, 10) == (
+        "PLAIN ResNet-18 (width 16) trained on the bundled shapes dataset (v1); works offline (100.0% validation "
+        "accuracy). Trained with label smoothing 0.1, so a sure answer reads about 91%, not 100%.")
+    bundled = {e.name: e.description for e in pretrained.available() if e.source == "bundled"}
+    assert bundled[pretrained.DEFAULT_MODEL].startswith("CBAM ResNet-18 (width 16) trained on the bundled shapes "
+                                                        "dataset (v2); works offline (91.7% validation accuracy).")
