@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from pretrained.samples import PICKS, SEED, find, write
-from pretrained.shapes import CLASSES, render
+from pretrained.shapes import ASSETS, CLASSES, render
 
 
 def test_each_pick_is_the_first_scene_of_its_class_that_fits():
@@ -32,3 +32,12 @@ def test_write_saves_images_and_masks_and_keeps_the_photographs(tmp_path):
         mask = Image.open(tmp_path / entry["mask"])
         assert mask.mode == "1" and np.array_equal(np.asarray(mask), sample.mask)
     assert entries[1]["title"] == "Shape: small star on a texture"
+
+
+def test_the_bundled_samples_are_the_picks_and_their_licence_row_names_them():
+    listing = json.loads((ASSETS / "samples.json").read_text())
+    shapes = [e for e in listing if e["label"]]
+    assert [e["label"] for e in shapes] == [p.label for p in PICKS]
+    assert [e["source"]["index"] for e in shapes] == [find(p)[0] for p in PICKS]
+    indices = ", ".join(str(e["source"]["index"]) for e in shapes)
+    assert f"`pretrained.shapes.render({SEED}, i, 128, 2)` for i in {indices}," in (ASSETS / "LICENSES.md").read_text()
