@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's")
     parser.add_argument("--train-images", type=int, help="override the recipe's")
     parser.add_argument("--gate-weight-decay", type=float, help="override the recipe's")
+    parser.add_argument("--size", type=int, help="override the recipe's image side in pixels (128)")
     parser.add_argument("--checkpoint-dir", type=Path, default=default_checkpoint_dir(),
                         help="where the per-epoch checkpoints go (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR,
@@ -298,7 +299,8 @@ def main() -> None:
     attention = None if args.attention == "none" else args.attention
     recipe = RECIPES[args.recipe]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
-                                   ("gate_weight_decay", args.gate_weight_decay)) if v is not None}
+                                   ("gate_weight_decay", args.gate_weight_decay), ("size", args.size))
+                 if v is not None}
     recipe = replace(recipe, **overrides)
     model, info = train(attention, recipe, args.checkpoint_dir, log=lambda s: print(s, flush=True))
     print(f"saved {save(model, attention, recipe, info, args.out)}: {info['epochs'][-1]}, "
