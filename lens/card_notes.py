@@ -30,18 +30,26 @@ def block_note(name: str, block: str) -> str | None:
     if measured is None:
         return None
     auc = {m: s["AUC"] for m, s in measured["localisation"].items()}
-    measured_baselines = [m for m in BASELINES if auc[m] is not None]
-    baselines = ", ".join(f"{IN_WORDS[m]} {auc[m]:.2f}" for m in measured_baselines)
-    own = "no map with any mass" if auc["attention"] is None else f"AUC {auc['attention']:.2f}"
-    if auc["attention"] is not None and measured_baselines:
-        behind = [IN_WORDS[m] for m in measured_baselines if auc[m] >= auc["attention"]]
-        own += f" on the object, not ahead of {' or '.join(behind)}" if behind else " on the object, ahead of " + (
-            "every baseline" if len(measured_baselines) == len(BASELINES) else "every baseline measured")
-    else:
-        own += " on the object"
+    own, baselines = auc["attention"], [m for m in BASELINES if auc[m] is not None]
+    # two decimals unless they would print a tie that the comparison below does not make
+    digits = 3 if own is not None and any(round(auc[m], 2) == round(own, 2) for m in baselines) else 2
     which = ("its spatial gate" if card["attention"] == "cbam"
              else f"its map of where its {ACTIVITY_CHANNELS} most-excited channels fire")
-    return (f"Over the model card's {card['test_images']} test images, {which} scores {own} "
-            f"({baselines}); switching the block's attention off changes accuracy by "
+    if own is None:
+        where = f"{which} has no mass on any image"
+    else:
+        behind = [IN_WORDS[m] for m in baselines if auc[m] >= own]
+        if not behind:
+            verdict = "ahead of every baseline" + ("" if len(baselines) == len(BASELINES) else " measured")
+        elif len(behind) == len(baselines):
+            verdict = "not ahead of any baseline"
+        else:
+            verdict = f"not ahead of {' or '.join(behind)}"
+        where = f"{which} scores AUC {own:.{digits}f} on the object, {verdict}"
+        if own < 0.5:
+            where += ", and below chance: it marks the background more than the object"
+    scores = ", ".join(f"{IN_WORDS[m]} {auc[m]:.{digits}f}" for m in baselines)
+    return (f"Over the model card's {card['test_images']} test images, {where} "
+            f"({scores}); switching the block's attention off changes accuracy by "
             f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['saturated']:.1%} of its channel weights are "
             f"within {SATURATION_TOLERANCE:.0e} of 0 or 1.".replace("e-0", "e-"))

@@ -9,6 +9,7 @@ weights (`<name>.train.json`). The tests re-run `evaluate` and check the card's 
 """
 import argparse
 import json
+import math
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -94,8 +95,10 @@ def targets(card: dict) -> list[dict]:
         if not blocks:
             continue
         most = max(blocks, key=lambda b: blocks[b]["saturated"])
+        shown = {f"{b['saturated']:.1%}" for b in blocks.values()}
         rows.append({"model": name, "target": f"saturated channel weights < {SATURATION_TARGET:.0%} in every block",
-                     "measured": f"highest: {blocks[most]['saturated']:.1%} ({most})",
+                     "measured": f"{shown.pop()} in every block" if len(shown) == 1
+                     else f"highest: {blocks[most]['saturated']:.1%} ({most})",
                      "met": blocks[most]["saturated"] < SATURATION_TARGET})
         costly = max(blocks, key=lambda b: blocks[b]["gate_off_cost"])
         rows.append({"model": name, "target": f"attention off costs >= {GATE_OFF_TARGET:.0f} points at the most "
@@ -186,6 +189,10 @@ def _training_rows(card: dict) -> str:
     return "\n".join([head, *rows, "", *per_epoch])
 
 
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
 def recipe_reasons(recipe: dict) -> str:
     """The recipe's number in `train.RECIPES` (fields a log lacks take `Recipe`'s defaults, as
     `train` reads old checkpoints), its fields, and why its choices, one line per choice."""
@@ -200,15 +207,28 @@ def recipe_reasons(recipe: dict) -> str:
     if recipe["gate_logit_penalty"]:
         lines.append(f"- Saturation is penalised where it happens: {recipe['gate_logit_penalty']} x "
                      f"mean((|logit| - {LOGIT_MARGIN:g})+^2) over every channel gate's logits, free within "
-                     f"sigmoid(+-{LOGIT_MARGIN:g}) = 0.0025..0.9975 (a weight within 1e-6 of 0 or 1 needs "
-                     "|logit| > 13.8), so a gate can say keep or drop and still move with the image. The gates "
-                     f"then decay like every other weight ({recipe['gate_weight_decay']}): a stronger decay on "
-                     "them (2.0 in recipe 2, 0.5 in recipe 3) left them static over images and still let some "
-                     "saturate.")
+                     f"sigmoid(+-{LOGIT_MARGIN:g}) = {sigmoid(-LOGIT_MARGIN):.4f}..{sigmoid(LOGIT_MARGIN):.4f} (a "
+                     f"weight within 1e-6 of 0 or 1 needs |logit| > {math.log(1e6 - 1):.1f}), so a gate can say "
+                     "keep or drop and still move with the image.")
+    if recipe["gate_logit_penalty"] and recipe["gate_weight_decay"] == recipe["weight_decay"]:
+        lines.append(f"- The gates decay like every other weight ({recipe['weight_decay']}): a stronger decay on "
+                     "them left them static over images (2.0 in recipe 2, 0.5 in recipe 3) and, with 0.5, still let "
+                     "some saturate.")
+    elif recipe["gate_weight_decay"] != recipe["weight_decay"]:
+        lines.append(f"- The gates decay {recipe['gate_weight_decay']} (the other weights {recipe['weight_decay']}), "
+                     "to hold them off their rails.")
     if recipe["mixed_precision"]:
         lines.append("- bf16 autocast and channels-last tensors: 1.6x (CBAM) to 2.2x (plain) faster steps than "
                      "fp32 on the training CPU (`bench/train_step.py`).")
     return "\n".join(lines)
+
+
+def _recipes(card: dict) -> str:
+    """The recipe argued once when every model shares it, else each model's."""
+    recipes = [c["training"]["recipe"] for c in card.values()]
+    if all(r == recipes[0] for r in recipes):
+        return recipe_reasons(recipes[0])
+    return "\n\n".join(f"`{name}`: {recipe_reasons(r)}" for name, r in zip(card, recipes))
 
 
 def render_card(card: dict) -> str:
@@ -217,7 +237,7 @@ def render_card(card: dict) -> str:
                             for r in targets(card))
     blocks = "\n\n".join(f"### `{name}`\n\n{_block_rows(c['blocks'])}" for name, c in card.items() if c.get("blocks"))
     return CARD_TEMPLATE.format(
-        recipe=recipe_reasons(first["training"]["recipe"]), version=first["dataset_version"], seed=TEST_SEED,
+        recipe=_recipes(card), version=first["dataset_version"], seed=TEST_SEED,
         n=first["test_images"], accuracy=_accuracy_rows(card), targets=target_rows, blocks=blocks,
         training=_training_rows(card), mask_share=first["mask_share"])
 

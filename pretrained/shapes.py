@@ -5,7 +5,7 @@ Everything about sample `index` comes from generators seeded with `[seed, index]
 `[seed, index, 2, stage]` (version 2, one per rendering stage), except its label, `index % 10`,
 which balances the classes (train with shuffling).
 
-Version 1 (the bundled models' data, kept byte for byte): a smooth background (colour gradient,
+Version 1 (the first bundled models' data, kept byte for byte): a smooth background (colour gradient,
 low-frequency stripes and blobs), pixel noise, and distractors that belong to no class (thin
 lines, thin arcs, scribbles, small dots) drawn under the object; the object's size is 30-60% of the
 image side and its colour far from the background behind it, so it is always whole and clearly

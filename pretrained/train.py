@@ -26,19 +26,24 @@ masks are not used). Label smoothing caps the logits (the optimal margin is fini
 only rescale features can raise confidence when switched off without a cost in accuracy; without it
 the targets are one-hot.
 - 2: 22 epochs, weight decay 2.0 on the attention modules' parameters (0.05 on the rest). CBAM
-  reached 88.2% on fresh images, its gates dead (channel weights static over images, spatial maps
-  flat): the decay held the gates' weights near 0. Small objects failed: 31% under 15% of the side.
+  reached 88.2% on 500 fresh images, its gates dead: channel weights barely moved with the image
+  (standard deviation over images 0.00-0.03 in stages 1-3, inter-class correlation 1.00) and the
+  spatial gates were flat (mass ratio 0.97-1.04) and ranked the object below the background in
+  stages 2-3 (AUC 0.13-0.23). Small objects failed: 31% correct under 15% of the image side.
 - 3: 30 epochs, gate weight decay 0.5, bf16 autocast and channels-last: `bench/train_step.py` puts
-  a step at 1.6x (CBAM) to 2.2x (plain) faster than fp32 on this AVX512-BF16 CPU (CBAM 2.1 ms per
-  image with 2 threads), so 30 epochs take about 45 minutes for CBAM and 25-30 for the others. CBAM pilots on v1 (5,000 images x 8
-  epochs) put the share of channel weights within 1e-6 of 0 or 1 at up to 34% in a block with gate
-  decay 0.05, 7% with 0.5 and 1.6% with 2.0. At its epoch 8 of 30 (76.5% on fresh images) the
-  decay of 0.5 already left stage 2-3 channel gates nearly static (standard deviation over images
-  0.01-0.02) and 16% of the weights of layer3.0 and layer4.1 within 1e-6 of 0 or 1: a weight decay
-  both silences some gates and fails to stop others from saturating.
-- 4: recipe 3 with the ordinary weight decay (0.05) on the gates and, instead, a penalty on what
-  saturation is: 0.1 x mean((|logit| - 6)+^2) over every channel gate's logits (`GateLogits`), free
-  within sigmoid(+-6) = 0.0025..0.9975 and growing past it (1e-6 from 0 or 1 needs |logit| > 13.8).
+  a step at 1.6x (CBAM) to 2.2x (plain) faster than fp32 on this AVX512-BF16 CPU. CBAM pilots on
+  v1 (5,000 images x 8 epochs) had put the share of channel weights within 1e-6 of 0 or 1 at up to
+  34% in a block with gate decay 0.05, 7% with 0.5 and 1.6% with 2.0. Stopped at epoch 9 of 30
+  (validation 78.1%): the decay of 0.5 already left stage 2-3 channel gates nearly static (standard
+  deviation over images 0.007-0.024) while 16-20% of the weights of layer3.0 and layer4.1 lay
+  within 1e-6 of 0 or 1, and the spatial gates ranked the object below the background at layer2.0
+  and layer3.0 (AUC 0.12-0.13): a weight decay both silences some gates and fails to stop others
+  from saturating.
+- 4 (the bundled models): recipe 3 with the ordinary weight decay (0.05) on the gates and, instead,
+  a penalty on what saturation is: 0.1 x mean((|logit| - 6)+^2) over every channel gate's logits
+  (`GateLogits`), free within sigmoid(+-6) = 0.0025..0.9975 and growing past it (1e-6 from 0 or 1
+  needs |logit| > 13.8). Measured wall times on both cores: CBAM 53.5 min, SE 42.1, ECA 34.9, plain
+  34.0 (`<name>.train.json`); what they reach is in `pretrained/MODEL_CARD.md`.
 """
 import argparse
 import json
@@ -81,7 +86,7 @@ class Recipe:
 
 
 RECIPES = {
-    1: Recipe(),                    # the recipe of the bundled v1 models
+    1: Recipe(),                    # the recipe of the first bundled models (shapes v1)
     2: Recipe(dataset=2, train_images=40_000, epochs=22, label_smoothing=0.0, gate_weight_decay=2.0),
     3: Recipe(dataset=2, train_images=40_000, epochs=30, label_smoothing=0.0, gate_weight_decay=0.5,
               mixed_precision=True),
@@ -280,7 +285,7 @@ def save(model: torch.nn.Module, attention: str | None, recipe: Recipe, info: di
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train a bundled shapes model, resuming from its last "
                                                  "checkpoint (progress is printed).")
     parser.add_argument("--attention", choices=["none", "se", "eca", "cbam"], required=True)
@@ -289,18 +294,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's")
     parser.add_argument("--train-images", type=int, help="override the recipe's")
     parser.add_argument("--gate-weight-decay", type=float, help="override the recipe's")
-    parser.add_argument("--size", type=int, help="override the recipe's image side in pixels (128)")
+    parser.add_argument("--size", type=int, help="override the recipe's image side in pixels")
     parser.add_argument("--checkpoint-dir", type=Path, default=default_checkpoint_dir(),
                         help="where the per-epoch checkpoints go (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR,
-                        help="where the weights and the training log go (default: %(default)s)")
-    args = parser.parse_args()
+                        help="where the weights and the training log go (default: %(default)s; required with an "
+                             "override)")
+    args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     attention = None if args.attention == "none" else args.attention
     recipe = RECIPES[args.recipe]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_images", args.train_images),
                                    ("gate_weight_decay", args.gate_weight_decay), ("size", args.size))
                  if v is not None}
+    if overrides and args.out == WEIGHTS_DIR:
+        parser.error(f"--{next(iter(overrides)).replace('_', '-')} makes a pilot: give it an --out folder "
+                     "(the bundled weights come from a recipe as it stands)")
     recipe = replace(recipe, **overrides)
     model, info = train(attention, recipe, args.checkpoint_dir, log=lambda s: print(s, flush=True))
     print(f"saved {save(model, attention, recipe, info, args.out)}: {info['epochs'][-1]}, "

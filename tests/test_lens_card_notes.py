@@ -52,9 +52,9 @@ def test_a_block_note_names_the_baselines_its_map_does_not_beat(monkeypatch):
                                         "plain Grad-CAM": scores(0.7)}}
     monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": behind}}}.get)
     assert card_notes.block_note("m", "layer3.1").startswith(
-        "Over the model card's 500 test images, its spatial gate scores AUC 0.80 on the object, not ahead of a "
-        "centred Gaussian or the plain model's channel mean (a centred Gaussian 0.80, the plain model's channel "
-        "mean 0.88, the plain model's Grad-CAM 0.70);")
+        "Over the model card's 500 test images, its spatial gate scores AUC 0.800 on the object, not ahead of a "
+        "centred Gaussian or the plain model's channel mean (a centred Gaussian 0.800, the plain model's channel "
+        "mean 0.875, the plain model's Grad-CAM 0.700);")       # a tie is not ahead
     ahead = {**block, "localisation": {**block["localisation"], "plain Grad-CAM": scores(0.7)}}
     monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": ahead}}}.get)
     assert "scores AUC 0.91 on the object, ahead of every baseline (" in card_notes.block_note("m", "layer3.1")
@@ -68,3 +68,22 @@ def test_the_bundled_models_notes_come_from_their_card():
     block = list(card["blocks"])[-1]
     assert f"{card['blocks'][block]['saturated']:.1%} of its channel weights" in card_notes.block_note(name, block)
     assert card_notes.block_note("plain-resnet18-shapes", block) is None
+
+
+def test_a_block_note_prints_three_decimals_rather_than_a_false_tie_and_warns_below_chance(monkeypatch):
+    block = CARD["blocks"]["layer3.1"]
+    close = {**block, "localisation": {**block["localisation"], "attention": scores(0.7780),
+                                       "plain channel mean": scores(0.7806), "plain Grad-CAM": scores(0.64)}}
+    monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": close}}}.get)
+    assert card_notes.block_note("m", "layer3.1").startswith(
+        "Over the model card's 500 test images, its spatial gate scores AUC 0.778 on the object, not ahead of a "
+        "centred Gaussian or the plain model's channel mean (a centred Gaussian 0.800, the plain model's channel "
+        "mean 0.781, the plain model's Grad-CAM 0.640);")
+    low = {**block, "localisation": {**block["localisation"], "attention": scores(0.12), "plain Grad-CAM": scores(0.62)}}
+    monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": low}}}.get)
+    assert ("scores AUC 0.12 on the object, not ahead of any baseline, and below chance: it marks the background "
+            "more than the object (a centred Gaussian 0.80,") in card_notes.block_note("m", "layer3.1")
+    empty = {**block, "localisation": {**block["localisation"], "attention": scores(None)}}
+    monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": empty}}}.get)
+    assert card_notes.block_note("m", "layer3.1").startswith(
+        "Over the model card's 500 test images, its spatial gate has no mass on any image (a centred Gaussian 0.80")

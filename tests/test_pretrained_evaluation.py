@@ -126,6 +126,10 @@ def test_targets_compare_each_measurement_with_its_threshold():
         ("plai", "accuracydistribution"): ("95.0%", False),          # 94.99% rounds up but misses
         ("plai", "accuracyevery"): ("lowest: 90.0% (small)", True)}
     assert not beats_baselines(card["cbam-resnet18-shapes"]["blocks"]["layer1.1"]["localisation"])
+    even = copy.deepcopy(card)
+    for b in even["cbam-resnet18-shapes"]["blocks"].values():
+        b["saturated"] = 0.00001
+    assert targets(even)[2]["measured"] == "0.0% in every block" and targets(even)[2]["met"]
     text = render_card(card)
     assert ("| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 | "
             "0.50 / 0.50 / 0.50 / 0.50 | 100% / 100% / 100% / 100% |") in text
@@ -147,10 +151,28 @@ def test_without_a_plain_model_its_baselines_are_absent(test_images):
 
 
 def test_the_card_names_the_recipe_and_argues_only_the_choices_it_makes():
-    bundled = recipe_reasons(asdict(RECIPES[4]))
-    assert bundled.startswith('Recipe 4 of `pretrained/train.py`: `{"dataset": 2, ')
-    assert "- No label smoothing" in bundled and "0.1 x mean((|logit| - 6)+^2)" in bundled
-    assert "- bf16 autocast" in bundled
+    bundled = recipe_reasons(asdict(RECIPES[4])).splitlines()
+    assert bundled[0].startswith('Recipe 4 of `pretrained/train.py`: `{"dataset": 2, ')
+    assert [line[:30] for line in bundled[1:]] == ["- No label smoothing: it caps ", "- Saturation is penalised wher",
+                                                   "- The gates decay like every o", "- bf16 autocast and channels-l"]
+    assert "0.1 x mean((|logit| - 6)+^2) " in bundled[2] and "= 0.0025..0.9975 " in bundled[2] and "> 13.8)" in bundled[2]
+    assert recipe_reasons(asdict(RECIPES[2])).splitlines()[1:] == [
+        bundled[1], "- The gates decay 2.0 (the other weights 0.05), to hold them off their rails."]
+    assert recipe_reasons(asdict(RECIPES[3])).splitlines()[2:] == [
+        "- The gates decay 0.5 (the other weights 0.05), to hold them off their rails.", bundled[4]]
     v1 = recipe_reasons({"epochs": 12})          # a log without the later fields: Recipe's defaults
     assert v1.startswith("Recipe 1 of") and "\n" not in v1
-    assert recipe_reasons({"epochs": 3}).startswith("A recipe not in `pretrained/train.py`")
+    pilot = recipe_reasons({**asdict(RECIPES[4]), "gate_weight_decay": 0.5}).splitlines()
+    assert pilot[0].startswith("A recipe not in `pretrained/train.py`")
+    assert pilot[3] == "- The gates decay 0.5 (the other weights 0.05), to hold them off their rails."
+
+
+def test_a_card_of_models_with_different_recipes_argues_each_models():
+    card = {name: {"attention": None, "parameters": 1, "file_bytes": 10**6, "dataset_version": 2, "test_images": 5,
+                   "mask_share": 0.2, "accuracy": {"in distribution": 0.9},
+                   "training": {"recipe": asdict(RECIPES[n]), "train_seconds": 60, "validation_accuracy": 0.9}}
+            for name, n in (("a", 4), ("b", 2))}
+    text = render_card(card)
+    assert "`a`: Recipe 4 of `pretrained/train.py`" in text and "`b`: Recipe 2 of `pretrained/train.py`" in text
+    card["b"]["training"]["recipe"] = asdict(RECIPES[4])
+    assert "\nRecipe 4 of `pretrained/train.py`" in render_card(card) and "`a`: Recipe" not in render_card(card)

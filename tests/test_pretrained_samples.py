@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from pretrained.samples import PICKS, SEED, find, write
+from pretrained.samples import PICKS, SEED, SIZE, VERSION, find, write
 from pretrained.shapes import ASSETS, CLASSES, render
 
 
@@ -37,7 +37,12 @@ def test_write_saves_images_and_masks_and_keeps_the_photographs(tmp_path):
 def test_the_bundled_samples_are_the_picks_and_their_licence_row_names_them():
     listing = json.loads((ASSETS / "samples.json").read_text())
     shapes = [e for e in listing if e["label"]]
-    assert [e["label"] for e in shapes] == [p.label for p in PICKS]
-    assert [e["source"]["index"] for e in shapes] == [find(p)[0] for p in PICKS]
+    assert [(e["label"], e["title"]) for e in shapes] == [(p.label, f"Shape: {p.title}") for p in PICKS]
+    for entry, pick in zip(shapes, PICKS):
+        index, scene = find(pick)
+        assert entry["source"] == {"version": VERSION, "seed": SEED, "index": index}
+        assert np.array_equal(np.asarray(Image.open(ASSETS / entry["file"])), scene.image), entry["file"]
+        assert np.array_equal(np.asarray(Image.open(ASSETS / entry["mask"])), scene.mask), entry["mask"]
     indices = ", ".join(str(e["source"]["index"]) for e in shapes)
-    assert f"`pretrained.shapes.render({SEED}, i, 128, 2)` for i in {indices}," in (ASSETS / "LICENSES.md").read_text()
+    assert (f"`pretrained.shapes.render({SEED}, i, {SIZE}, {VERSION})` for i in {indices},"
+            in (ASSETS / "LICENSES.md").read_text())

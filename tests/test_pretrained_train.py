@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from blocks import attention_resnet, attention_sites
 
 from pretrained.model_card import evaluate, main, render_card
+from pretrained import train as training
 from pretrained.train import LOGIT_MARGIN, GateLogits, Recipe, RecipeMismatch, save, train, train_step
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
@@ -139,3 +140,18 @@ def test_the_penalty_pulls_saturated_gates_back_and_the_step_reports_the_classif
         biases[penalty] = model.layer1[0].attn.fc2.bias.detach().clone()
     # d/db of 0.1 * mean over 8 gates of mean((b - 6)^2) is 0.1 * 2 * 14 / (8 * 4 channels); SGD lr 0.1
     torch.testing.assert_close(biases[0.0] - biases[0.1], torch.full((4,), 0.1 * 0.1 * 2 * 14 / 32), atol=1e-6, rtol=0)
+
+
+def test_an_override_makes_a_pilot_that_never_writes_over_the_bundled_weights(capsys, monkeypatch, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        training.main(["--attention", "se", "--size", "160"])
+    assert stop.value.code == 2
+    assert ("error: --size makes a pilot: give it an --out folder (the bundled weights come from a recipe as it "
+            "stands)") in capsys.readouterr().err
+    ran = []
+    log = {"epochs": [{"epoch": 2}], "wall_seconds": 1}
+    monkeypatch.setattr(training, "train", lambda attention, recipe, *a, **k: ran.append(recipe) or (None, log))
+    monkeypatch.setattr(training, "save", lambda model, attention, recipe, info, out: out / "se.safetensors")
+    training.main(["--attention", "se", "--size", "160", "--epochs", "2", "--out", str(tmp_path)])
+    assert capsys.readouterr().out == f"saved {tmp_path / 'se.safetensors'}: {{'epoch': 2}}, 1 s\n"
+    assert ran == [Recipe(**{**training.asdict(training.RECIPES[4]), "size": 160, "epochs": 2})]
