@@ -3,7 +3,7 @@ how the model does in distribution and under each shift, and for one block how i
 the object beside the card's baselines, what switching its attention off costs, and how many of
 its channel weights are saturated. Measured over the card's test images, not this one image."""
 from pretrained.bundled import card_entry
-from pretrained.evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE
+from pretrained.evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
 from pretrained.shapes import SHIFTS
 
 IN_WORDS = {"small": "small objects", "grayscale": "grayscale", "low_contrast": "low contrast",
@@ -20,7 +20,12 @@ def model_note(name: str) -> str | None:
     text = (f"Model card: {accuracy['in distribution']:.1%} correct on {card['test_images']} fresh test images of "
             f"shapes v{card['dataset_version']}")
     shifts = [f"{accuracy[s]:.1%} on {IN_WORDS[s]}" for s in SHIFTS if s in accuracy]
-    return text + (f"; {', '.join(shifts)}." if shifts else "; it was not tested under shifts.")
+    text += f"; {', '.join(shifts)}." if shifts else "; it was not tested under shifts."
+    smallest = card.get("accuracy_by_size", {}).get(SIZE_BANDS[0][0], {})
+    if smallest.get("accuracy") is not None:
+        text += (f" Objects {SIZE_BANDS[0][0]} of the image side ({smallest['images']} of those images): "
+                 f"{smallest['accuracy']:.1%} correct.")
+    return text
 
 
 def block_note(name: str, block: str) -> str | None:

@@ -1,14 +1,15 @@
 """What the model card measures, on shapes images that training never saw.
 
-For one model: accuracy in distribution and under each of the dataset's shifts (`shapes.SHIFTS`);
-per attention block, the share of its channel weights within 1e-6 of 0 or 1 (saturated: ties that
-make "the top-k channels" an arbitrary pick), the accuracy lost when the block's attention is
-switched off (every gate outputs 1), and how well the block's map sits on the object. The map is
-CBAM's spatial gate (Woo et al., ECCV 2018, Eq. 3) or, for SE/ECA, which have none, the mean
-activity of the block's 8 most-excited channels. Each is scored with the three measures of
-`lens.localisation` beside three baselines on the same images and at the same block: a centred
-Gaussian (content-free), the plain model's channel-mean activation, and Grad-CAM (Selvaraju et
-al., ICCV 2017) of the plain model for the image's true class.
+For one model: accuracy in distribution and under each of the dataset's shifts (`shapes.SHIFTS`),
+and in distribution by band of object size; per attention block, the share of its channel weights
+within 1e-6 of 0 or 1 (saturated: ties that make "the top-k channels" an arbitrary pick), the
+accuracy lost when the block's attention is switched off (every gate outputs 1), and how well the
+block's map sits on the object. The map is CBAM's spatial gate (Woo et al., ECCV 2018, Eq. 3) or,
+for SE/ECA, which have none, the mean activity of the block's 8 most-excited channels. Each is
+scored with the three measures of `lens.localisation` beside three baselines on the same images
+and at the same block: a centred Gaussian (content-free), the plain model's channel-mean
+activation, and Grad-CAM (Selvaraju et al., ICCV 2017) of the plain model for the image's true
+class.
 """
 from dataclasses import dataclass
 
@@ -22,25 +23,30 @@ from lens.localisation import MEASURES, batch_scores, centred_gaussian
 from lens.study_stats import ACTIVITY_CHANNELS  # SE/ECA maps: the 8 most-excited channels' activity
 
 from .bundled import to_input
-from .shapes import render_batch
+from .shapes import render
 
 SATURATION_TOLERANCE = 1e-6
 GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM = "centred Gaussian", "plain channel mean", "plain Grad-CAM"
 BASELINES = (GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
 BATCH = 100
+# object diameter / image side (shapes v2 draws 8% to 90%): name, from (inclusive), to (exclusive)
+SIZE_BANDS = (("under 15%", 0.0, 0.15), ("15-25%", 0.15, 0.25), ("25-50%", 0.25, 0.5), ("50% and over", 0.5, np.inf))
 
 
 @dataclass(frozen=True)
 class HeldOutSet:
-    """Rendered test images: uint8 [N, H, W, 3], object masks bool [N, H, W], labels int64 [N]."""
+    """Rendered test images: uint8 [N, H, W, 3], object masks bool [N, H, W], labels int64 [N], and
+    each object's diameter over the image side [N]."""
     images: torch.Tensor
     masks: np.ndarray
     labels: torch.Tensor
+    extents: np.ndarray
 
     @classmethod
     def render(cls, seed: int, count: int, size: int, version: int, shift: str | None = None) -> "HeldOutSet":
-        images, masks, labels = render_batch(seed, 0, count, size, version, shift)
-        return cls(torch.from_numpy(images), masks, torch.from_numpy(labels))
+        samples = [render(seed, i, size, version, shift) for i in range(count)]
+        return cls(torch.from_numpy(np.stack([s.image for s in samples])), np.stack([s.mask for s in samples]),
+                   torch.tensor([s.label for s in samples]), np.array([s.attributes.extent for s in samples]))
 
     def batches(self):
         """(inputs [B, 3, H, W], masks [B, H, W], labels [B]) in chunks of BATCH."""
@@ -49,13 +55,30 @@ class HeldOutSet:
 
 
 @torch.inference_mode()
-def accuracy(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None = None) -> float:
-    """Top-1 accuracy; with `edit`, of the model with that block's attention edited."""
-    correct = 0
+def correct(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None = None) -> torch.Tensor:
+    """Whether each image's top-1 prediction is its label, bool [N]; with `edit`, of the model with
+    that block's attention edited."""
+    hits = []
     for x, _, labels in test.batches():
         logits = model(on_model_device(model, x)) if edit is None else capture_attention(model, x, edit).logits
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-    return correct / len(test.labels)
+        hits.append(logits.argmax(1).cpu() == labels)
+    return torch.cat(hits)
+
+
+def accuracy(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None = None) -> float:
+    """Top-1 accuracy; with `edit`, of the model with that block's attention edited."""
+    return correct(model, test, edit).double().mean().item()
+
+
+def accuracy_by_size(model: torch.nn.Module, test: HeldOutSet) -> dict[str, dict]:
+    """Per band of object size (diameter over the image side, SIZE_BANDS): the number of test
+    images whose object falls in it and the top-1 accuracy on them (None for an empty band)."""
+    hits = correct(model, test).numpy()
+    result = {}
+    for band, low, high in SIZE_BANDS:
+        inside = (test.extents >= low) & (test.extents < high)
+        result[band] = {"images": int(inside.sum()), "accuracy": float(hits[inside].mean()) if inside.any() else None}
+    return result
 
 
 @torch.inference_mode()

@@ -19,7 +19,8 @@ from safetensors import safe_open
 from lens.localisation import MEASURES
 
 from .bundled import CARD_JSON, WEIGHTS_DIR
-from .evaluation import BASELINES, HeldOutSet, accuracy, gate_off_costs, localisation, saturation
+from .evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, gate_off_costs,
+                         localisation, saturation)
 from .registry import load
 from .shapes import SHIFTS
 from .train import LOGIT_MARGIN, RECIPES, Recipe
@@ -65,7 +66,8 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
     result = {"attention": attention, "file_bytes": path.stat().st_size, "training": training,
               "parameters": sum(p.numel() for p in loaded.model.parameters()), "dataset_version": version,
               "test_images": images, "mask_share": round(float(test.masks.mean()), 4),
-              "accuracy": {k: accuracy(loaded.model, s) for k, s in sets.items()}}
+              "accuracy": {k: accuracy(loaded.model, s) for k, s in sets.items()},
+              "accuracy_by_size": accuracy_by_size(loaded.model, test)}
     log = path.with_name(f"{name}.train.json")
     if log.exists():
         result["training_log"] = json.loads(log.read_text())
@@ -156,6 +158,18 @@ def _accuracy_rows(card: dict) -> str:
     return "\n".join([head, *rows])
 
 
+def _size_rows(card: dict) -> str:
+    """Accuracy in distribution by band of object size, with each band's number of images."""
+    head = ("| model | " + " | ".join(band for band, _, _ in SIZE_BANDS) + " |\n|---|" + "---|" * len(SIZE_BANDS))
+    rows = [f"| `{name}` | " + " | ".join(_band(c["accuracy_by_size"][band]) for band, _, _ in SIZE_BANDS) + " |"
+            for name, c in card.items() if "accuracy_by_size" in c]
+    return "\n".join([head, *rows]) if rows else "Not measured for these models."
+
+
+def _band(measured: dict) -> str:
+    return "-" if measured["accuracy"] is None else f"{measured['accuracy']:.1%} ({measured['images']})"
+
+
 def _block_rows(blocks: dict) -> str:
     maps = ("attention", *BASELINES)
     head = ("| block | saturated | attention off: cost (points) | AUC | mass ratio | pointing game | map defined |\n"
@@ -238,8 +252,8 @@ def render_card(card: dict) -> str:
     blocks = "\n\n".join(f"### `{name}`\n\n{_block_rows(c['blocks'])}" for name, c in card.items() if c.get("blocks"))
     return CARD_TEMPLATE.format(
         recipe=_recipes(card), version=first["dataset_version"], seed=TEST_SEED,
-        n=first["test_images"], accuracy=_accuracy_rows(card), targets=target_rows, blocks=blocks,
-        training=_training_rows(card), mask_share=first["mask_share"])
+        n=first["test_images"], accuracy=_accuracy_rows(card), sizes=_size_rows(card), targets=target_rows,
+        blocks=blocks, training=_training_rows(card), mask_share=first["mask_share"])
 
 
 CARD_TEMPLATE = """# Model card: the bundled shapes models
@@ -271,6 +285,11 @@ column; each shift column re-renders the same scenes with one factor changed (`s
 objects below the training median size, grayscale, low contrast, clutter drawn over the object).
 
 {accuracy}
+
+By object size (its diameter over the image side), on the in-distribution column's images; the
+number of images in each band in brackets:
+
+{sizes}
 
 ## Targets
 

@@ -22,11 +22,16 @@ def card(monkeypatch):
     monkeypatch.setattr(card_notes, "card_entry", {"m": CARD}.get)
 
 
-def test_model_note_gives_every_test_sets_accuracy(card):
+def test_model_note_gives_every_test_sets_accuracy(card, monkeypatch):
     assert card_notes.model_note("m") == (
         "Model card: 96.1% correct on 500 fresh test images of shapes v2; 87.4% on small objects, 95.0% on grayscale, "
         "93.1% on low contrast, 90.0% on clutter over the object.")
     assert card_notes.model_note("another") is None
+    sized = {**CARD, "accuracy_by_size": {"under 15%": {"images": 50, "accuracy": 0.48},
+                                          "15-25%": {"images": 70, "accuracy": 0.76}}}
+    monkeypatch.setattr(card_notes, "card_entry", {"m": sized}.get)
+    assert card_notes.model_note("m").endswith("90.0% on clutter over the object. Objects under 15% of the image "
+                                               "side (50 of those images): 48.0% correct.")
 
 
 def test_block_note_sets_the_map_beside_the_baselines_and_the_gate_off_cost(card):

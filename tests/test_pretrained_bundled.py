@@ -29,6 +29,10 @@ def test_a_fresh_evaluation_reproduces_the_card(name):
     assert result["accuracy"].keys() == card["accuracy"].keys()
     for test_set, value in result["accuracy"].items():    # 3 images of 500: float noise across machines
         assert abs(value - card["accuracy"][test_set]) <= 0.006, test_set
+    for band, measured in result["accuracy_by_size"].items():     # the same images: sizes come from the seed
+        claimed = card["accuracy_by_size"][band]
+        assert measured["images"] == claimed["images"] > 0, band
+        assert abs(measured["accuracy"] - claimed["accuracy"]) <= 3 / claimed["images"] + 1e-9, band
     assert result.get("training_log") == card.get("training_log")
     assert (result.get("blocks") is None) == (name == "plain-resnet18-shapes")
     for block, measured in result.get("blocks", {}).items():

@@ -12,7 +12,8 @@ from blocks import attention_resnet, capture_attention, grad_cam
 from blocks.attribution import block_outputs
 from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
 from pretrained.evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
-                                   gate_off_costs, localisation, saturation)
+                                   accuracy_by_size, gate_off_costs, localisation, saturation)
+from pretrained.shapes import render, render_batch
 from pretrained.model_card import beats_baselines, recipe_reasons, render_card, targets
 from pretrained.train import RECIPES
 
@@ -33,7 +34,27 @@ def own_labels(model, test):
     """The same images labelled with the model's own predictions: its accuracy is 100%."""
     with torch.inference_mode():
         predicted = model(next(test.batches())[0]).argmax(1)
-    return HeldOutSet(test.images, test.masks, predicted)
+    return HeldOutSet(test.images, test.masks, predicted, test.extents)
+
+
+def test_a_held_out_set_is_the_rendered_scenes_with_their_object_sizes(test_images):
+    images, masks, labels = render_batch(7, 0, 12, 96, 2)
+    assert np.array_equal(test_images.images.numpy(), images) and np.array_equal(test_images.masks, masks)
+    assert test_images.labels.tolist() == labels.tolist()
+    assert test_images.extents.tolist() == [render(7, i, 96, 2).attributes.extent for i in range(12)]
+
+
+def test_accuracy_by_size_splits_the_hits_by_the_objects_diameter(test_images):
+    model = tiny("se")
+    extents = np.array([0.1, 0.12, 0.2, 0.3, 0.3, 0.3, 0.6, 0.9, 0.49, 0.5, 0.15, 0.25])
+    labels = own_labels(model, test_images).labels.clone()
+    labels[extents < 0.25] += 1                                # wrong below a quarter of the side
+    test = HeldOutSet(test_images.images, test_images.masks, labels % 10, extents)
+    assert accuracy_by_size(model, test) == {
+        "under 15%": {"images": 2, "accuracy": 0.0}, "15-25%": {"images": 2, "accuracy": 0.0},
+        "25-50%": {"images": 5, "accuracy": 1.0}, "50% and over": {"images": 3, "accuracy": 1.0}}
+    one_band = HeldOutSet(test.images, test.masks, test.labels, np.full(12, 0.3))
+    assert accuracy_by_size(model, one_band)["under 15%"] == {"images": 0, "accuracy": None}
 
 
 def test_saturation_counts_channel_weights_within_1e6_of_0_or_1(test_images):
@@ -107,6 +128,8 @@ def test_targets_compare_each_measurement_with_its_threshold():
             "mask_share": 0.2, "training": {"recipe": {}, "train_seconds": 600, "validation_accuracy": 0.9},
             "accuracy": {"in distribution": 0.95, "small": 0.899, "grayscale": 0.95, "low_contrast": 0.9,
                          "clutter": 0.97},
+            "accuracy_by_size": {"under 15%": {"images": 50, "accuracy": 0.48}, "15-25%": {"images": 70, "accuracy": 0.76},
+                                 "25-50%": {"images": 200, "accuracy": 0.96}, "50% and over": {"images": 0, "accuracy": None}},
             "blocks": {"layer1.0": block(0.05, 10.0, (0.9, 0.8, 0.85, 0.7)),
                        "layer1.1": block(0.049, 3.0, (0.8, 0.8, 0.7, 0.6)),      # a tie does not beat
                        "layer2.0": block(0.0, -1.0, (0.9, 0.8, 0.7, None))}},   # not measured: no claim
@@ -134,6 +157,8 @@ def test_targets_compare_each_measurement_with_its_threshold():
     assert ("| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 | "
             "0.50 / 0.50 / 0.50 / 0.50 | 100% / 100% / 100% / 100% |") in text
     assert "| layer2.0 | 0.0% | -1.0 | 0.90 / 0.80 / 0.70 / - |" in text
+    assert ("| model | under 15% | 15-25% | 25-50% | 50% and over |\n|---|---|---|---|---|\n"
+            "| `cbam-resnet18-shapes` | 48.0% (50) | 76.0% (70) | 96.0% (200) | - |\n\n") in text   # plain: no row
     absent = card["cbam-resnet18-shapes"]["blocks"]["layer2.0"]["localisation"][PLAIN_GRAD_CAM]
     absent.update({"mass ratio": None, "pointing game": None, "defined": 0.0})
     assert render_card(card).count("| 100% / 100% / 100% / - |") == 1
