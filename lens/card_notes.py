@@ -6,7 +6,7 @@ from pretrained.bundled import card_entry
 from pretrained.evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
 from pretrained.shapes import SHIFTS
 
-IN_WORDS = {"small": "small objects", "grayscale": "grayscale", "low_contrast": "low contrast",
+IN_WORDS = {"small": "objects below the median size", "grayscale": "grayscale", "low_contrast": "low contrast",
             "clutter": "clutter over the object", "centred Gaussian": "a centred Gaussian",
             "plain channel mean": "the plain model's channel mean", "plain Grad-CAM": "the plain model's Grad-CAM"}
 

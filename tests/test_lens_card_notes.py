@@ -24,8 +24,8 @@ def card(monkeypatch):
 
 def test_model_note_gives_every_test_sets_accuracy(card, monkeypatch):
     assert card_notes.model_note("m") == (
-        "Model card: 96.1% correct on 500 fresh test images of shapes v2; 87.4% on small objects, 95.0% on grayscale, "
-        "93.1% on low contrast, 90.0% on clutter over the object.")
+        "Model card: 96.1% correct on 500 fresh test images of shapes v2; 87.4% on objects below the median size, "
+        "95.0% on grayscale, 93.1% on low contrast, 90.0% on clutter over the object.")
     assert card_notes.model_note("another") is None
     sized = {**CARD, "accuracy_by_size": {"under 15%": {"images": 50, "accuracy": 0.48},
                                           "15-25%": {"images": 70, "accuracy": 0.76}}}
