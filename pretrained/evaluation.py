@@ -70,13 +70,14 @@ def accuracy(model: torch.nn.Module, test: HeldOutSet, edit: Intervention | None
     return correct(model, test, edit).double().mean().item()
 
 
-def accuracy_by_size(model: torch.nn.Module, test: HeldOutSet) -> dict[str, dict]:
+def accuracy_by_size(hits: torch.Tensor, extents: np.ndarray) -> dict[str, dict]:
     """Per band of object size (diameter over the image side, SIZE_BANDS): the number of test
-    images whose object falls in it and the top-1 accuracy on them (None for an empty band)."""
-    hits = correct(model, test).numpy()
+    images whose object falls in it and the top-1 accuracy on them (None for an empty band), from
+    `correct`'s hits and the set's `extents`."""
+    hits = hits.numpy()
     result = {}
     for band, low, high in SIZE_BANDS:
-        inside = (test.extents >= low) & (test.extents < high)
+        inside = (extents >= low) & (extents < high)
         result[band] = {"images": int(inside.sum()), "accuracy": float(hits[inside].mean()) if inside.any() else None}
     return result
 

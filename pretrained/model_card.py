@@ -19,8 +19,8 @@ from safetensors import safe_open
 from lens.localisation import MEASURES
 
 from .bundled import CARD_JSON, WEIGHTS_DIR
-from .evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, gate_off_costs,
-                         localisation, saturation)
+from .evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, correct,
+                         gate_off_costs, localisation, saturation)
 from .registry import load
 from .shapes import SHIFTS
 from .train import LOGIT_MARGIN, RECIPES, Recipe
@@ -63,11 +63,13 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
     version = training.get("dataset_version", 1)
     sets = test_sets(seed, images, loaded.preprocess.input_size, version)
     test = sets[IN_DISTRIBUTION]
+    hits = correct(loaded.model, test)             # one pass: the accuracy and its split by object size
     result = {"attention": attention, "file_bytes": path.stat().st_size, "training": training,
               "parameters": sum(p.numel() for p in loaded.model.parameters()), "dataset_version": version,
               "test_images": images, "mask_share": round(float(test.masks.mean()), 4),
-              "accuracy": {k: accuracy(loaded.model, s) for k, s in sets.items()},
-              "accuracy_by_size": accuracy_by_size(loaded.model, test)}
+              "accuracy": {k: hits.double().mean().item() if s is test else accuracy(loaded.model, s)
+                           for k, s in sets.items()},
+              "accuracy_by_size": accuracy_by_size(hits, test.extents)}
     log = path.with_name(f"{name}.train.json")
     if log.exists():
         result["training_log"] = json.loads(log.read_text())

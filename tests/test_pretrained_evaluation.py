@@ -12,7 +12,7 @@ from blocks import attention_resnet, capture_attention, grad_cam
 from blocks.attribution import block_outputs
 from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
 from pretrained.evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
-                                   accuracy_by_size, gate_off_costs, localisation, saturation)
+                                   accuracy_by_size, correct, gate_off_costs, localisation, saturation)
 from pretrained.shapes import render, render_batch
 from pretrained.model_card import beats_baselines, recipe_reasons, render_card, targets
 from pretrained.train import RECIPES
@@ -50,11 +50,11 @@ def test_accuracy_by_size_splits_the_hits_by_the_objects_diameter(test_images):
     labels = own_labels(model, test_images).labels.clone()
     labels[extents < 0.25] += 1                                # wrong below a quarter of the side
     test = HeldOutSet(test_images.images, test_images.masks, labels % 10, extents)
-    assert accuracy_by_size(model, test) == {
+    assert accuracy_by_size(correct(model, test), test.extents) == {
         "under 15%": {"images": 2, "accuracy": 0.0}, "15-25%": {"images": 2, "accuracy": 0.0},
         "25-50%": {"images": 5, "accuracy": 1.0}, "50% and over": {"images": 3, "accuracy": 1.0}}
     one_band = HeldOutSet(test.images, test.masks, test.labels, np.full(12, 0.3))
-    assert accuracy_by_size(model, one_band)["under 15%"] == {"images": 0, "accuracy": None}
+    assert accuracy_by_size(correct(model, one_band), one_band.extents)["under 15%"] == {"images": 0, "accuracy": None}
 
 
 def test_saturation_counts_channel_weights_within_1e6_of_0_or_1(test_images):
