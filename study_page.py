@@ -2,7 +2,9 @@
 (`lens.study`), from a study folder on the server or a small study run live on fresh shapes.
 
 UI only, like app.py: every number and figure comes from `lens.study_results.StudyResults`.
+Visitors never see the server's folders or commands: those go to the server log.
 """
+import logging
 import os
 import tempfile
 import threading
@@ -11,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from lens.study import StudyModel, run_study
-from lens.study_results import FILES, StudyResults
+from lens.study_results import FILES, StudyResults, saved_studies
 from viz import figure_png
 from viz.markup import md
 
@@ -20,6 +22,7 @@ LIVE_SIZES = {20: "20 per class (200 images)", 50: "50 per class (500 images)", 
 LIVE_SEED = 4242            # fresh images: training used seeds 0 and 1, the model card 2026
 SOURCES = ["Run a small study here", "Open a saved study"]
 MIME = {".json": "application/json", ".parquet": "application/vnd.apache.parquet"}
+log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,36 +46,33 @@ def live_study(model_name: str, version: int, per_class: int, progress) -> Study
         if not (folder / "study.json").is_file():
             run_study(f"shapes:v{version}:{LIVE_SEED}:{10 * per_class}", StudyModel(model_name), folder,
                       batch_size=50, shard_size=500, workers=0, progress=progress)
-    return saved_study(str(folder), (folder / "study.json").stat().st_mtime)
+    return saved_study(str(folder), (folder / "study.json").stat().st_mtime, str(live_root()))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def saved_study(folder: str, changed: float) -> StudyResults:
-    return StudyResults.open(folder)
-
-
-def saved_studies() -> list[Path]:
-    """Finished studies under STUDIES_ROOT (set ATTENTION_LENS_STUDIES to point elsewhere): only
-    these can be opened, so a visitor cannot make the server read other folders."""
-    if not STUDIES_ROOT.is_dir():
-        return []
-    return sorted(p.parent for p in STUDIES_ROOT.glob("*/study.json"))
+def saved_study(folder: str, changed: float, root: str) -> StudyResults:
+    return StudyResults.open(folder, root)
 
 
 def choose_study(entries: dict) -> StudyResults | None:
     source = st.radio("Study", SOURCES, horizontal=True, key="study_source")
     if source == SOURCES[1]:
-        folders = saved_studies()
+        folders = saved_studies(STUDIES_ROOT)       # set ATTENTION_LENS_STUDIES to point elsewhere
         if not folders:
-            st.info(f"No saved studies in `{STUDIES_ROOT}`. Write one there with\n\n"
-                    f"`python -m lens study shapes:v2:7:2000 --out {STUDIES_ROOT / 'my-study'}`\n\n"
-                    "or set ATTENTION_LENS_STUDIES to the folder that holds yours.")
+            log.warning("Study view: no finished study in %s; write one there with `python -m lens study "
+                        "shapes:v2:7:2000 --out %s`, or set ATTENTION_LENS_STUDIES to the folder that holds yours",
+                        STUDIES_ROOT, STUDIES_ROOT / "my-study")
+            st.info("No saved study is available on this server. A saved study shows what a study run here shows "
+                    "(class specificity over depth, each class's mean excitations and maps) over a larger dataset; "
+                    "choose \"Run a small study here\" to study fresh shapes now.")
             return None
         folder = st.selectbox("Saved study", folders, format_func=lambda p: p.name, key="study_folder")
         try:
-            return saved_study(str(folder), (folder / "study.json").stat().st_mtime)
+            return saved_study(str(folder), (folder / "study.json").stat().st_mtime, str(STUDIES_ROOT))
         except (ValueError, OSError) as e:
-            st.error(f"Cannot open {md(folder.name)}: {md(e)}")
+            log.warning("Study view: cannot open %s: %s", folder, e)
+            st.error(f"The saved study {md(folder.name)} cannot be opened: its files are incomplete or damaged. "
+                     "Choose another one, or run a small study here.")
             return None
     bundled = [name for name, e in entries.items() if e.source == "bundled" and e.attention]
     c1, c2 = st.columns(2)
@@ -110,20 +110,21 @@ def show_study(results: StudyResults) -> None:
     st.caption("dead: channels at or below 0.01 on every image; saturated: at or above 0.99 on every image; "
                "static: varying by less than 0.01 (standard deviation) over the images.")
     block = st.selectbox("Block", results.blocks, index=len(results.blocks) - 1, key="study_block")
+    name = md(block)                               # read from study.json: literal, whatever it holds
     classes = st.multiselect("Classes", results.classes, default=results.classes[:4], key="study_classes")
-    st.markdown(f"**Mean excitation of each channel of `{block}`, per class** (lines on top of each other: the gate "
+    st.markdown(f"**Mean excitation of each channel of {name}, per class** (lines on top of each other: the gate "
                 "does not depend on the class)")
     st.line_chart(results.excitations(block, classes or None), height=300, x_label="channel",
                   y_label="mean weight")
-    st.markdown(f"**Mean map of `{block}`, per class**")
+    st.markdown(f"**Mean map of {name}, per class**")
     st.image(figure_png(results.maps_figure(block)), width="stretch")
     if results.has_localisation:
-        st.markdown(f"**Does `{block}`'s map sit on the object?** Over every image with a mask, beside two maps "
+        st.markdown(f"**Does {name}'s map sit on the object?** Over every image with a mask, beside two maps "
                     "that know nothing of the image: a map that does not beat the centred Gaussian has not shown "
                     "that it finds the object.")
         st.dataframe(results.localisation_table(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
         st.markdown(f"Per class: a class whose AUC sits at or below the centred Gaussian's is one where "
-                    f"`{block}` attends off the object.")
+                    f"{name} attends off the object.")
         st.dataframe(results.localisation_by_class(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
     st.markdown("**Downloads**")
     columns = st.columns(len(FILES))

@@ -1,6 +1,7 @@
 """A finished study read back from its folder (`python -m lens study ... --out DIR`), as the
 tables the app's Study view and a notebook want: one row per block, the classes' excitation
-curves of a block, the classes' mean maps, localisation beside the baselines."""
+curves of a block, the classes' mean maps, localisation beside the baselines. `saved_studies(root)`
+lists the finished studies in a folder of them without following links out of it."""
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,21 @@ from .localisation import MEASURES
 FILES = ("study.json", "images.parquet", "channels.parquet", "maps.parquet")
 
 
+def within(path: Path, root: Path) -> bool:
+    """Whether `path`, its links followed, lies inside `root`."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def saved_studies(root: str | Path) -> list[Path]:
+    """The finished studies directly under `root`, by name: folders holding every file of FILES,
+    none of them (nor the folder) a link that leads out of `root`."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(folder for folder in root.iterdir() if folder.is_dir() and within(folder, root)
+                  and all((folder / name).is_file() and within(folder / name, root) for name in FILES))
+
+
 @dataclass(frozen=True, eq=False)
 class StudyResults:
     folder: Path
@@ -24,8 +40,11 @@ class StudyResults:
     maps: pd.DataFrame
 
     @classmethod
-    def open(cls, folder: str | Path) -> "StudyResults":
+    def open(cls, folder: str | Path, root: str | Path | None = None) -> "StudyResults":
+        """The study in `folder`; with `root`, a folder or file that leads out of `root` is refused."""
         folder = Path(folder)
+        if root is not None and not all(within(path, Path(root)) for path in (folder, *(folder / n for n in FILES))):
+            raise ValueError(f"{folder} leads out of {root}: only studies inside it are opened")
         missing = [name for name in FILES if not (folder / name).is_file()]
         if missing:
             raise ValueError(f"{folder} is not a finished study: {', '.join(missing)} missing "

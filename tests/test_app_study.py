@@ -1,5 +1,11 @@
 """The app's Study view (AppTest): a live study on fresh shapes and a saved study folder, with the
-numbers of the library's own study of the same images."""
+numbers of the library's own study of the same images; saved studies only from inside the studies
+folder, their text literal, and no server path or command on the page."""
+import html
+import json
+import logging
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,43 @@ def study_view() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     at.segmented_control(key="view").set_value("Study").run()
     return at
+
+
+def study_alone():
+    """The Study view by itself (AppTest.from_function runs this source as the script)."""
+    import pretrained
+    from study_page import study_page
+    study_page({e.name: e for e in pretrained.available()})
+
+
+def saved_study_view() -> AppTest:
+    at = AppTest.from_function(study_alone, default_timeout=300).run()
+    at.radio(key="study_source").set_value("Open a saved study").run()
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    """Every element's message, as Streamlit would send it to the browser."""
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+    return "\n".join(str(n.proto) for root in (at.main, at.sidebar) for n in walk(root) if hasattr(n, "proto"))
+
+
+def write_study(folder: Path, block: str, classes: list[str]) -> None:
+    """A finished study of one 3-channel CBAM block, written by hand: only what the view reads."""
+    folder.mkdir(parents=True)
+    entry = {"block": block, "kind": "cbam", "channels": 3, "images": 4, "inter_class_correlation": 0.5,
+             "eta_squared": 0.25, "saturated_share": 0.0, "dead_channels": 0, "saturated_channels": 0,
+             "static_channels": 0}
+    (folder / "study.json").write_text(json.dumps({
+        "images": 4, "failed": [], "blocks": [entry], "classes": classes, "input_size": 32, "model_name": "m"}))
+    pd.DataFrame({"label_name": classes}).to_parquet(folder / "images.parquet")
+    pd.DataFrame([{"block": block, "class_name": c, "channel": i, "mean": 0.1 * i + k} for k, c in enumerate(classes)
+                  for i in range(3)]).to_parquet(folder / "channels.parquet")
+    pd.DataFrame([{"block": block, "class_name": c, "height": 2, "width": 2, "mean_map": [0.0, 0.5, 0.5, 1.0]}
+                  for c in classes]).to_parquet(folder / "maps.parquet")
 
 
 def table(at: AppTest, column: str | None = None, row: str | None = None) -> pd.DataFrame:
@@ -68,14 +111,72 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
 
 
 def test_saved_studies_are_listed_from_the_studies_folder_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_page, "STUDIES_ROOT", tmp_path)
+    root, elsewhere = tmp_path / "studies", tmp_path / "elsewhere"
+    root.mkdir()
+    monkeypatch.setattr(study_page, "STUDIES_ROOT", root)
     at = study_view()
     at.radio(key="study_source").set_value("Open a saved study").run()
-    assert f"No saved studies in `{tmp_path}`" in at.info[0].value
+    assert at.info[0].value.startswith("No saved study is available on this server.")
     tiny = StudyModel("cbam-resnet18-shapes")
-    run_study("shapes:v1:5:40", tiny, tmp_path / "forty", batch_size=20, shard_size=40, workers=0, progress=False)
-    (tmp_path / "unfinished" / "shards").mkdir(parents=True)
+    run_study("shapes:v1:5:40", tiny, elsewhere / "forty", batch_size=20, shard_size=40, workers=0, progress=False)
+    shutil.copytree(elsewhere / "forty", root / "forty")
+    (root / "unfinished" / "shards").mkdir(parents=True)
+    (root / "linked").symlink_to(elsewhere / "forty", target_is_directory=True)      # a folder outside
+    shutil.copytree(elsewhere / "forty", root / "half", ignore=shutil.ignore_patterns("study.json"))
+    (root / "half" / "study.json").symlink_to(elsewhere / "forty" / "study.json")     # a file outside
+    (root / "inside").symlink_to(root / "forty", target_is_directory=True)          # a link within the root
     at.run()
-    assert at.selectbox(key="study_folder").options == ["forty"]
+    assert at.selectbox(key="study_folder").options == ["forty", "inside"]
     assert metrics(at)["Images"] == "40"
     assert table(at, "block")["block"].tolist()[0] == "layer1.0"
+
+
+def test_without_saved_studies_the_page_names_no_path_or_command_and_the_log_does(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(study_page, "STUDIES_ROOT", tmp_path / "studies")
+    with caplog.at_level(logging.WARNING, logger="study_page"):
+        at = saved_study_view()
+    assert not at.exception
+    text = page_text(at)
+    assert "No saved study is available on this server" in text
+    assert "Run a small study here" in at.info[0].value                      # what the visitor can do instead
+    for secret in (str(tmp_path), str(ROOT), "python -m", "--out", "ATTENTION_LENS_STUDIES"):
+        assert secret not in text
+    [record] = [r for r in caplog.records if r.name == "study_page"]
+    assert record.levelno == logging.WARNING
+    assert f"no finished study in {tmp_path / 'studies'}" in record.getMessage()
+    assert f"python -m lens study shapes:v2:7:2000 --out {tmp_path / 'studies' / 'my-study'}" in record.getMessage()
+
+
+def test_a_study_that_cannot_be_opened_names_no_path_to_the_visitor(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(study_page, "STUDIES_ROOT", tmp_path)
+    write_study(tmp_path / "broken", "layer1.0", ["a", "b"])
+    (tmp_path / "broken" / "maps.parquet").write_bytes(b"not parquet")
+    with caplog.at_level(logging.WARNING, logger="study_page"):
+        at = saved_study_view()
+    assert at.error[0].value.startswith("The saved study broken cannot be opened")
+    assert str(tmp_path) not in page_text(at)
+    assert any(str(tmp_path / "broken") in r.getMessage() for r in caplog.records if r.name == "study_page")
+
+
+EVIL = "a`b` **bold** <script>alert(1)</script> [link](javascript:alert(1))\nnext"
+
+
+def rendered(markdown: str) -> str:
+    """The markdown as CommonMark with raw HTML and autolinks on: the most a renderer reads into it."""
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"linkify": True, "html": True}).enable("linkify").render(markdown)
+
+
+def test_block_and_class_names_from_a_study_file_are_literal(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_page, "STUDIES_ROOT", tmp_path)
+    write_study(tmp_path / "evil", EVIL, [f"{EVIL} 1", "plain"])
+    at = saved_study_view()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="study_block").value == EVIL
+    shown = " ".join(EVIL.split("\n"))
+    for heading in ("Mean excitation of each channel of", "Mean map of"):
+        [markdown] = [m.value for m in at.markdown if m.value.startswith(f"**{heading} ")]
+        page = rendered(markdown)
+        assert not re.search(r"<(a|script|code|em|img)\b", page), page
+        assert [html.unescape(bold) for bold in re.findall(r"<strong>(.*?)</strong>", page)] == [
+            f"{heading} {shown}, per class"]

@@ -15,6 +15,7 @@ from lens.localisation import MEASURES
 from lens.study import Plan, StudyModel, run_study
 from lens.study_source import StudyDataset, collate, masks_of, parse_source
 from lens.study_stats import ACTIVITY_CHANNELS, DEAD_AT, SATURATED_AT, Partial, study_batch
+from lens.study_results import FILES, StudyResults, saved_studies
 from lens.study_summary import block_moments, summarise
 from pretrained.shapes import CLASSES
 
@@ -168,6 +169,26 @@ def test_a_study_writes_its_tables_and_figures(shapes_model, tmp_path):
     for name in ("class_specificity.png", "channel_health.png", "excitations/layer4.1.png", "maps/layer1.0.png"):
         assert Image.open(tmp_path / "figures" / name).size[0] > 300
     assert json.loads((tmp_path / "study.json").read_text()) == summary
+
+
+def test_a_folder_of_studies_is_read_without_following_links_out_of_it(tmp_path):
+    root, outside = tmp_path / "studies", tmp_path / "outside"
+    for folder in (root / "own", root / "half", root / "unfinished", outside / "study"):
+        folder.mkdir(parents=True)
+    for name in FILES:
+        (root / "own" / name).write_text("")
+        (outside / "study" / name).write_text("")
+        if name != "study.json":
+            (root / "half" / name).write_text("")
+    (root / "half" / "study.json").symlink_to(outside / "study" / "study.json")
+    (root / "linked").symlink_to(outside / "study", target_is_directory=True)
+    (root / "alias").symlink_to(root / "own", target_is_directory=True)
+    (root / "unfinished" / "study.json").write_text("")
+    assert saved_studies(root) == [root / "alias", root / "own"]
+    assert saved_studies(tmp_path / "none") == []
+    for folder in (root / "half", root / "linked"):
+        with pytest.raises(ValueError, match="leads out of .*studies: only studies inside it are opened"):
+            StudyResults.open(folder, root)
 
 
 def test_an_interrupted_study_resumes_from_its_last_shard_and_gives_the_same_result(shapes_model, tmp_path,
