@@ -12,10 +12,13 @@ from torch import nn
 
 from blocks import attention_resnet
 
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError, build_strictly
+from .file_metadata import MAX_CLASSES
 from .official import build_official_model, infer_resnet_depth, official_layout
 from .timm_convert import convert_timm_state_dict
 from .timm_models import timm_model_from_state_dict
+
+MAX_WIDTH = 512             # stem channels at most: 8x torchvision's, and a model a file's shapes may not exceed
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,24 @@ class BuiltModel:
     num_classes: int
 
 
+def _shape(state_dict: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Size:
+    """The shape of `state_dict[key]`, which must exist, have `ndim` dimensions and no zero size."""
+    if key not in state_dict:
+        raise CheckpointError(f"the weights do not fit this model: 1 missing key ({key})")
+    shape = state_dict[key].shape
+    if len(shape) != ndim or 0 in shape:
+        raise CheckpointError(f"the weights do not fit this model: {key} has shape {list(shape)}, "
+                              f"expected {ndim} dimensions of non-zero size")
+    return shape
+
+
 def _kernels(state_dict: dict[str, torch.Tensor], path: str) -> tuple[int, ...]:
-    return tuple(state_dict[f"layer{s}.0.attn.{path}"].shape[-1] for s in range(1, 5))
+    return tuple(_shape(state_dict, f"layer{s}.0.attn.{path}", 3)[-1] for s in range(1, 5))
 
 
 def _mlp_options(state_dict: dict[str, torch.Tensor], prefix: str) -> dict:
-    hidden, channels = state_dict[f"layer1.0.attn.{prefix}fc1.weight"].shape    # Linear [C/r, C]
-    return {"ratio": channels // hidden, "bias": f"layer1.0.attn.{prefix}fc1.bias" in state_dict}
+    hidden, channels = _shape(state_dict, f"layer1.0.attn.{prefix}fc1.weight", 2)    # Linear [C/r, C]
+    return {"ratio": max(1, channels // hidden), "bias": f"layer1.0.attn.{prefix}fc1.bias" in state_dict}
 
 
 def _se(sd):
@@ -47,7 +61,7 @@ def _eca(sd):
 def _cbam(sd):
     channel = ({"channel_mode": "Conv", "k_size": _kernels(sd, "channel.conv.weight")}
                if "layer1.0.attn.channel.conv.weight" in sd else _mlp_options(sd, "channel."))
-    return {**channel, "spatial_kernel": sd["layer1.0.attn.spatial.conv.weight"].shape[-1],
+    return {**channel, "spatial_kernel": _shape(sd, "layer1.0.attn.spatial.conv.weight", 4)[-1],
             "spatial_bn": "layer1.0.attn.spatial.bn.weight" in sd}
 
 
@@ -64,16 +78,32 @@ def describe(state_dict: dict[str, torch.Tensor]) -> dict:
         if key not in state_dict:
             raise CheckpointError(f"not a ResNet state dict: no '{key}' (the file's keys start "
                                   f"{', '.join(repr(k) for k in list(state_dict)[:3]) or 'none'})")
+    width, classes = _shape(state_dict, "conv1.weight", 4)[0], _shape(state_dict, "fc.weight", 2)[0]
+    if width > MAX_WIDTH:
+        raise CheckpointError(f"the file's stem has {width:,} channels; at most {MAX_WIDTH} are read "
+                              "(torchvision's ResNets have 64)")
+    if classes > MAX_CLASSES:
+        raise CheckpointError(f"the file's classifier has {classes:,} classes; at most {MAX_CLASSES:,} are read")
     attention, options = next(((a, read(state_dict)) for key, (a, read) in ATTENTION_KEYS.items()
                                if key in state_dict), (None, {}))
-    return {"depth": infer_resnet_depth(state_dict), "attention": attention,
-            "num_classes": state_dict["fc.weight"].shape[0],
-            "width": state_dict["conv1.weight"].shape[0], **options}
+    return {"depth": infer_resnet_depth(state_dict), "attention": attention, "num_classes": classes,
+            "width": width, **options}
 
 
 def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
     """An eval-mode model holding `state_dict`: an `attention_resnet` where one fits, else
-    timm's own model (for a file in timm's layout)."""
+    timm's own model (for a file in timm's layout). Whatever a file's shapes make fail is the
+    file's fault, and a CheckpointError."""
+    try:
+        return _built(state_dict)
+    except CheckpointError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, RuntimeError) as e:
+        raise CheckpointError(f"the file's names and shapes describe no model this app can build "
+                              f"({type(e).__name__}: {e})") from e
+
+
+def _built(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
     official = official_layout(state_dict)
     if official is not None:
         return _ours(build_official_model(state_dict, official)[0], f"official {official}")
@@ -87,12 +117,8 @@ def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
 
 
 def _attention_resnet(state_dict: dict[str, torch.Tensor]) -> nn.Module:
-    try:
-        model = attention_resnet(**describe(state_dict))
-    except ValueError as e:
-        raise CheckpointError(f"the file's shapes describe a model that cannot be built: {e}") from e
-    load_weights(model, state_dict)
-    return model.eval()
+    options = describe(state_dict)
+    return build_strictly(lambda: attention_resnet(**options), state_dict).eval()
 
 
 def _ours(model: nn.Module, layout: str) -> BuiltModel:

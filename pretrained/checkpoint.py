@@ -28,10 +28,20 @@ UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed glob
 SHOWN = 5                                   # names listed per kind of problem
 INFLATION_LIMIT = 2                         # an archive may unpack to at most this times its file size
 INFLATION_SLACK = 1 << 20                   # ... plus this much (tiny files)
+MESSAGE_CHARS = 1000                        # an error message's length at most: names in a file can be megabytes
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64,   # what a weight may be stored as
+          torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 class CheckpointError(ValueError):
-    """A weights file that cannot be used, with a message a user can act on."""
+    """A weights file that cannot be used, with a message a user can act on (at most
+    `MESSAGE_CHARS` long: a file's names and text are the file's, of any length)."""
+
+    def __init__(self, message: str):
+        if len(message) > MESSAGE_CHARS:
+            cut = len(message) - MESSAGE_CHARS
+            message = f"{message[:MESSAGE_CHARS - 200]} ... ({cut:,} characters cut) ... {message[-150:]}"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,8 @@ def read_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        obj, meta = _load(io.BytesIO(data), len(data), lambda: safetensors_from_bytes(data))
+        size = len(data)
+        obj, meta = _load(io.BytesIO(data), size, lambda: safetensors_from_bytes(data))
     else:
         path = os.fspath(source)
         try:
@@ -57,8 +68,11 @@ def read_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
         except OSError as e:
             raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
         with f:
-            obj, meta = _load(f, os.fstat(f.fileno()).st_size, lambda: safetensors_from_file(path))
-    return Checkpoint(strip_shared_prefix(_check_tensors(_find_state_dict(obj))), meta)
+            size = os.fstat(f.fileno()).st_size
+            obj, meta = _load(f, size, lambda: safetensors_from_file(path))
+    state_dict = _check_tensors(_find_state_dict(obj))
+    _check_storage(state_dict, size)
+    return Checkpoint(strip_shared_prefix(state_dict), meta)
 
 
 def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
@@ -97,6 +111,8 @@ def _load(f: io.BufferedIOBase, size: int, load_safetensors) -> tuple[object, di
         # a file object, not a path: torch.load would trust a ".safetensors" name
         obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:          # as above
+        if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+            raise MemoryError from e    # a memory limit, not a damaged file: the caller says which
         raise _torch_load_error(e, head) from e
     if not head.startswith(b"PK"):
         _check_legacy(obj, size)
@@ -190,6 +206,30 @@ def _check_tensors(state_dict: dict) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+def _check_storage(state_dict: dict[str, torch.Tensor], size: int) -> None:
+    """Refuse tensors that are not plain numbers held in their own bytes: a pickle can describe a
+    huge tensor over a few bytes (stride 0, or many tensors viewing one storage), which costs
+    nothing to load and gigabytes once a model copies it; meta tensors hold no values; complex
+    and bool weights would be cast silently (the imaginary part dropped; True as 1.0)."""
+    total = 0
+    for name, tensor in state_dict.items():
+        if tensor.layout != torch.strided or tensor.device.type != "cpu" or tensor.is_quantized:
+            raise CheckpointError(f"tensor {name!r} holds no plain values (a {tensor.device.type}, "
+                                  f"{str(tensor.layout).removeprefix('torch.')} tensor): only dense tensors are read")
+        if tensor.dtype not in DTYPES:
+            raise CheckpointError(f"tensor {name!r} is {str(tensor.dtype).removeprefix('torch.')}: weights must be "
+                                  "real numbers (a float or integer type)")
+        span = 1 + sum((n - 1) * abs(s) for n, s in zip(tensor.shape, tensor.stride())) if tensor.numel() else 0
+        if span < tensor.numel():
+            raise CheckpointError(REFUSED.format(
+                f"tensor {name!r} of shape {list(tensor.shape)} repeats {span:,} stored values as "
+                f"{tensor.numel():,} (stride {list(tensor.stride())})"))
+        total += tensor.numel() * tensor.element_size()
+    if total > INFLATION_LIMIT * size + INFLATION_SLACK:
+        raise CheckpointError(REFUSED.format(
+            f"its {size:,} bytes describe {total / 1e6:,.0f} MB of tensors: its tensors share their values"))
+
+
 def strip_shared_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the key prefixes that every key shares, one after another: DataParallel's `module.`,
     torch.compile's `_orig_mod.`, a Lightning module's attribute (`model.`), ..."""
@@ -234,6 +274,23 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     if mismatch:
         raise CheckpointError(f"the weights do not fit this model: {mismatch}")
     model.load_state_dict(state_dict)
+
+
+def build_strictly(build, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """`build()` holding `state_dict`, built for real only once the model it builds, read on the
+    meta device (no memory, no initialisation), has exactly the file's names and shapes: a file's
+    shapes never make a model larger than the tensors the file holds."""
+    try:
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in build().state_dict().items()}
+    except ValueError as e:         # an option the model refuses, e.g. an even ECA kernel
+        raise CheckpointError(f"the file's shapes describe a model that cannot be built: {e}") from e
+    mismatch = Mismatch.between(expected, state_dict)
+    if mismatch:
+        raise CheckpointError(f"the weights do not fit this model: {mismatch}")
+    model = build()
+    model.load_state_dict(state_dict)
+    return model
 
 
 def _first(items: list[str], n: int = SHOWN) -> list[str]:

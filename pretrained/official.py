@@ -19,7 +19,7 @@ from torch import nn
 from blocks import attention_resnet
 from blocks.resnet import DEPTHS
 
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError, build_strictly
 
 BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 ECA_RENAMES = {".eca.": ".attn."}
@@ -128,9 +128,6 @@ def build_official_model(state_dict: dict[str, torch.Tensor], layout: str | None
     converted, options = convert(state_dict)
     info = OfficialInfo(layout, attention, infer_resnet_depth(state_dict),
                         state_dict["fc.weight"].shape[0], options)
-    try:
-        model = attention_resnet(info.depth, attention, num_classes=info.num_classes, **options)
-    except ValueError as e:
-        raise CheckpointError(f"the file's shapes describe a model that cannot be built: {e}") from e
-    load_weights(model, converted)
+    model = build_strictly(lambda: attention_resnet(info.depth, attention, num_classes=info.num_classes, **options),
+                           converted)
     return model.eval(), info

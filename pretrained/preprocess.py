@@ -1,4 +1,5 @@
 """From a PIL image to the tensor a model takes, and to the picture of exactly what it saw."""
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -7,6 +8,7 @@ from PIL import Image
 
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
                   "nearest": Image.Resampling.NEAREST}
+MIN_SIZE, MAX_SIZE = 16, 1024           # input sizes a model may ask for, in pixels
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,27 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-    def __post_init__(self):   # mean/std read from JSON arrive as lists; keep the entry hashable
-        object.__setattr__(self, "mean", tuple(self.mean))
-        object.__setattr__(self, "std", tuple(self.std))
+    def __post_init__(self):
+        """Check every field (a file's metadata sets them), naming the one that is wrong; mean/std
+        read from JSON arrive as lists: keep the entry hashable."""
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not (isinstance(self.input_size, int) and not isinstance(self.input_size, bool)
+                and MIN_SIZE <= self.input_size <= MAX_SIZE):
+            raise ValueError(f"input_size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, "
+                             f"got {self.input_size!r:.40}")
+        if not (number(self.crop_pct) and 0 < self.crop_pct <= 1):
+            raise ValueError(f"crop_pct must be a share of the resized image in (0, 1], got {self.crop_pct!r:.40}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r:.40}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(map(number, value))):
+                raise ValueError(f"{name} must be 3 numbers (red, green, blue), got {value!r:.60}")
+            object.__setattr__(self, name, tuple(value))
+        if min(self.std) <= 0:
+            raise ValueError(f"std must be above 0 in every channel, got {self.std!r}")
 
     def view(self, image: Image.Image) -> Image.Image:
         """The RGB image exactly as the model sees it: resized and cropped, not normalised.

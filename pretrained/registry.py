@@ -10,7 +10,7 @@ exceptions whose message says what to do: `CheckpointError` (a file that cannot 
 `ModelUnavailable` (weights not here).
 """
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from torch import nn
 
 from .architecture import model_from_state_dict
 from .checkpoint import CheckpointError, read_checkpoint
+from .file_metadata import FileMetadata
+from .isolation import read_isolated
 from .device import resolve_device
 from .imagenet import IMAGENET_MODELS, ModelUnavailable, load_imagenet_model, weights_home
 from .preprocess import Preprocess
@@ -174,34 +176,24 @@ def _load_entry(entry: ModelEntry) -> LoadedModel:
         raise ModelUnavailable(f"{entry.name} is loaded from the authors' checkpoint file, which is "
                                f"not on this machine: download {entry.path.name} from the paper's "
                                f"repository and put it at {entry.path}")
-    loaded = _load_file(entry.path, entry.name)
+    loaded = _load_file(entry.path, entry.name, shipped=entry.source == "bundled")
     return LoadedModel(entry.name, entry.source, loaded.model, entry.preprocess, loaded.labels, entry.description)
 
 
-def _load_file(source: Path | bytes, name: str) -> LoadedModel:
-    """A user's (or bundled) weights file: our layout, timm's, or an official checkpoint."""
-    checkpoint = read_checkpoint(source)
+def _load_file(source: Path | bytes, name: str, shipped: bool = False) -> LoadedModel:
+    """A weights file: our layout, timm's, or an official checkpoint. Only the files shipped with
+    the app are read in this process; every other one in a child process (`isolation`)."""
+    checkpoint = read_checkpoint(source) if shipped else read_isolated(source)
+    meta = FileMetadata.read(checkpoint.metadata)
     built = model_from_state_dict(checkpoint.state_dict)
-    meta = checkpoint.metadata
     classes = built.num_classes
-    if "labels" in meta:
-        labels = _metadata(meta, "labels", lambda value: tuple(map(str, value)), "a JSON list of class names")
+    if meta.labels is not None:
+        labels = meta.labels
         if len(labels) != classes:
             raise CheckpointError(f"the file names {len(labels)} classes but its classifier has {classes}")
     elif classes == 1000:
         labels = imagenet_labels()
     else:
         labels = tuple(f"class {i}" for i in range(classes))
-    preprocess = (_metadata(meta, "preprocess", lambda value: Preprocess(**value), "a JSON object of "
-                            f"Preprocess fields ({', '.join(f.name for f in fields(Preprocess))})")
-                  if "preprocess" in meta else TORCHVISION_EVAL)
-    return LoadedModel(name, "file", built.model, preprocess, labels,
+    return LoadedModel(name, "file", built.model, meta.preprocess or TORCHVISION_EVAL, labels,
                        f"{built.architecture} from {name} ({built.layout} layout, {classes} classes)")
-
-
-def _metadata(meta: dict[str, str], key: str, read, expected: str):
-    """`read(json.loads(meta[key]))`, or a CheckpointError naming the field and what it should hold."""
-    try:
-        return read(json.loads(meta[key]))
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"the file's {key!r} metadata is not {expected}: {meta[key][:80]!r}") from e

@@ -211,7 +211,7 @@ def test_loading_an_official_file_reads_it_once_and_strips_once(tmp_path, monkey
     read, strip = checkpoint.read_checkpoint, checkpoint.strip_shared_prefix
     monkeypatch.setattr(checkpoint, "strip_shared_prefix",
                         lambda sd: calls.__setitem__("strip", calls["strip"] + 1) or strip(sd))
-    monkeypatch.setattr(pretrained.registry, "read_checkpoint",
+    monkeypatch.setattr(pretrained.registry, "read_isolated",      # in this process, to count the calls
                         lambda source: calls.__setitem__("read", calls["read"] + 1) or read(source))
     path = save(official_checkpoint(seeded(18, "eca", k_size=(3, 5, 7, 7)), TO_ECANET), tmp_path)
     loaded = pretrained.load(str(path))

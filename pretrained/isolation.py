@@ -1,0 +1,157 @@
+"""Read an untrusted weights file in a short-lived child process, so that no file can crash, freeze
+or flood the process that serves everyone.
+
+`torch.load(weights_only=True)` runs no code, but its unpickler still builds whatever the pickle
+describes: a tuple nested a million deep (hashing it overflows the C stack), a dict key whose
+hash never ends, a 3 GB `bytearray` from 639 bytes. So every file not shipped with the app is
+read by `checkpoint.read_checkpoint` in a process of its own, forked from a server process that
+imported PyTorch once (`multiprocessing`'s forkserver: a read costs a fork, not a 3 s import):
+
+- an address-space limit (what the child has mapped at its start, plus `Limits.memory(size)`),
+  a CPU-time limit, no core file, and a wall-clock timeout after which it is killed;
+- it hands back the tensors as a safetensors file (a format that cannot run or nest anything,
+  read here by its own parser) and the checked metadata (`FileMetadata`) as JSON: the parent
+  never unpickles anything the file wrote;
+- at most `PARSES` files are read at once, so a burst of uploads cannot fork the server out of
+  memory; a child that dies, hits a limit or overruns says which, as a `CheckpointError`.
+"""
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
+from .file_metadata import FileMetadata
+
+PARSES = threading.BoundedSemaphore(2)       # files read at once, process-wide
+STATUS_BYTES = 1 << 16                       # what a child may say beside its tensors (names excluded)
+CONTEXT = multiprocessing.get_context("forkserver")
+CONTEXT.set_forkserver_preload([__name__])   # the forkserver imports torch once, for every child
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 30.0           # wall clock, then the child is killed
+    cpu_seconds: int = 30           # CPU time (RLIMIT_CPU)
+    base_bytes: int = 768 << 20     # address space beyond what the child has mapped at its start ...
+    bytes_per_byte: int = 4         # ... plus this many bytes per byte of the file (tensors, their copies, the output)
+    wait_seconds: float = 60.0      # for a free slot (`PARSES`), then "busy"
+
+    def memory(self, size: int) -> int:
+        return self.base_bytes + self.bytes_per_byte * size
+
+
+LIMITS = Limits()
+
+
+def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) -> Checkpoint:
+    """`checkpoint.read_checkpoint(source)`, computed in a child process under `limits`."""
+    if not PARSES.acquire(timeout=limits.wait_seconds):
+        raise CheckpointError("the server is busy reading other weights files; please try again in a minute")
+    try:
+        with tempfile.TemporaryDirectory(prefix="attention-lens-") as folder:
+            work = Path(folder)
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                path = work / "upload"
+                path.write_bytes(source)
+            else:
+                path = Path(source)
+            return _run(path, work, limits)
+    finally:
+        PARSES.release()
+
+
+def warm() -> None:
+    """Start the forkserver now (it imports PyTorch: seconds), so that the first upload does not wait."""
+    CONTEXT.Process(target=int).start()
+
+
+def _run(path: Path, work: Path, limits: Limits) -> Checkpoint:
+    child = CONTEXT.Process(target=_child, args=(str(path), str(work), limits), daemon=True)
+    child.start()
+    child.join(limits.seconds)
+    if child.exitcode is None:                 # still reading: a crafted file (a pickle whose hashing never ends)
+        child.kill()
+        child.join()
+        raise CheckpointError(f"refused: reading this file took over {limits.seconds:.0f} s, far longer than "
+                              "any weights file of its size takes (a file crafted to stall the reader)")
+    status = _status(work / "status.json")
+    if child.exitcode != 0 or status is None:
+        raise CheckpointError(_death(child.exitcode, limits))
+    if "error" in status:
+        raise CheckpointError(status["error"])
+    state_dict = load_file(work / "tensors.safetensors")
+    names = json.loads((work / "names.json").read_text())
+    return Checkpoint({name: state_dict[name] for name in names}, status["metadata"])
+
+
+def _status(path: Path) -> dict | None:
+    """What the child said, or None where it said nothing (or more than a status can hold)."""
+    try:
+        if path.stat().st_size <= STATUS_BYTES:
+            return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _death(exitcode: int, limits: Limits) -> str:
+    """Why a child that left no status stopped, from its exit code (negative: the signal)."""
+    causes = {-signal.SIGSEGV: "it crashed the reader (a file crafted to overflow its stack)",
+              -signal.SIGXCPU: f"reading it used more than {limits.cpu_seconds} s of processor time",
+              -signal.SIGKILL: "the reader was stopped for using too much memory"}
+    return f"refused: {causes.get(exitcode, f'the reader stopped (exit code {exitcode})')}; nothing of it was used"
+
+
+def _child(path: str, work: str, limits: Limits) -> None:
+    """In the child: set the limits, read the file, write its tensors and a status into `work`."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    size = os.stat(path).st_size if os.path.exists(path) else 0
+    memory = _mapped_bytes() + limits.memory(size)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    torch.set_num_threads(1)
+    out = Path(work)
+    try:
+        checkpoint = read_checkpoint(path)
+        metadata = FileMetadata.read(checkpoint.metadata).to_strings()
+        save_file(_own_storage(checkpoint.state_dict), out / "tensors.safetensors")
+        (out / "names.json").write_text(json.dumps(list(checkpoint.state_dict)))
+        status = {"metadata": metadata}
+    except CheckpointError as e:
+        status = {"error": str(e)}
+    except MemoryError:
+        status = {"error": f"refused: reading this {size / 1e6:,.1f} MB file needs more than "
+                           f"{limits.memory(size) / 1e6:,.0f} MB of memory (a file crafted to inflate)"}
+    except RecursionError:
+        status = {"error": "refused: this file nests its contents too deeply to be a weights file"}
+    except Exception as e:      # any other failure to read an untrusted file is the file's fault
+        status = {"error": f"refused: this file could not be read ({type(e).__name__})"}
+    (out / "status.json").write_text(json.dumps(status))
+
+
+def _own_storage(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every tensor contiguous and in storage of its own, as safetensors stores them (the file's
+    totals were checked by `read_checkpoint`, so the copies are bounded by its size)."""
+    seen, out = set(), {}
+    for name, tensor in state_dict.items():
+        pointer = tensor.untyped_storage().data_ptr()
+        out[name] = tensor.contiguous() if pointer not in seen and tensor.is_contiguous() else tensor.clone(
+            memory_format=torch.contiguous_format)
+        seen.add(pointer)
+    return out
+
+
+def _mapped_bytes() -> int:
+    """This process's address space now (VmSize), in bytes."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmSize:"))
+    return int(line.split()[1]) * 1024
