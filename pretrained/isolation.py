@@ -114,7 +114,7 @@ def _death(exitcode: int, limits: Limits) -> str:
 def _child(path: str, work: str, limits: Limits) -> None:
     """In the child: set the limits, read the file, write its tensors and a status into `work`."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))   # SIGXCPU, then SIGKILL
     size = os.stat(path).st_size if os.path.exists(path) else 0
     memory = _mapped_bytes() + limits.memory(size)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
