@@ -4,46 +4,83 @@ of every block's weights.
     python -m lens report IMAGE... --model cbam-resnet18-shapes --out DIR
 
 Writes DIR/<image stem>/overview.png, channels_by_depth.png, model_input.png,
-blocks/<block>_channels.png, blocks/<block>_spatial.png and attention.json. An unreadable image is
+blocks/<block>_channels.png, blocks/<block>_spatial.png and attention.json; each figure is headed by
+the image, the model and its top prediction. The notes the app shows beside an image (what resizing
+and cropping cost it, an animation's first frame, what a bundled model knows and its model card) are
+printed under the image's line and kept in attention.json ("notes"). An unreadable image is
 reported and skipped; the others are still processed (exit status 1 if any failed, 2 if the model
 cannot be loaded or has no attention blocks).
 """
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
 import torch
+from matplotlib.figure import Figure
 
 import pretrained
 from blocks import attention_sites
 from viz import figure_png, spatial_view_figure
 
-from .inspection import MAX_TOP_K, inspect_image
+from .card_notes import model_note
+from .domain_note import domain_note
+from .inspection import MAX_TOP_K, Inspection, inspect_image
 from .model_options import add_model_options, load_model
 
 
+def report_notes(inspection: Inspection) -> list[str]:
+    """The notes the app shows beside this image and model: what decoding, resizing and cropping
+    cost the image, what a bundled model knows and what its model card measured."""
+    model = inspection.model
+    card = model_note(model.name) if model.source == "bundled" else None
+    return [*inspection.notes, *filter(None, (domain_note(model), card))]
+
+
+def heading(inspection: Inspection) -> str:
+    top = inspection.predictions(1)[0]
+    return (f"{inspection.image_name} through {inspection.model.name}: top prediction '{top.label}' "
+            f"({top.probability:.1%})")
+
+
+def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | None = None
+                   ) -> Iterator[tuple[str, Figure]]:
+    """Each figure of one image's report with its path in the report's folder, headed (above its
+    own title) by `heading`: a slide names the image, the model and the top prediction. `cams`:
+    each block's Grad-CAM (`Inspection.grad_cams`), drawn beside its map."""
+    text = heading(inspection).replace("$", r"\$")        # a '$' in a file name or label is no maths
+
+    def headed(fig: Figure) -> Figure:
+        fig.suptitle("\n".join(filter(None, (text, fig.get_suptitle()))), fontsize=9, wrap=True)
+        return fig
+
+    yield "overview.png", headed(inspection.overview_figure(top_k=top_k, cmap=cmap))
+    yield "channels_by_depth.png", headed(inspection.depth_figure())
+    for name in inspection.block_names:
+        yield f"blocks/{name}_channels.png", headed(inspection.channels_figure(name, top_k=top_k))
+        yield f"blocks/{name}_spatial.png", headed(inspection.map_figure(name, top_k=top_k, cmap=cmap))
+        if cams is not None:
+            yield f"blocks/{name}_gradcam.png", headed(spatial_view_figure(
+                inspection.image, cams[name], cmap=cmap, title=f"{name}: {cams[name].label}"))
+
+
 def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int,
-                 attribution: str = "none") -> Path:
-    """One image's report in `target`: a loop over the blocks of one inspection (with
-    `attribution="gradcam"`, each block's Grad-CAM of the top class beside it, from one backward pass)."""
+                 attribution: str = "none") -> list[str]:
+    """One image's report in `target`, one inspection's figures and JSON (with
+    `attribution="gradcam"`, each block's Grad-CAM of the top class too, from one backward pass);
+    returns its notes (`report_notes`)."""
     inspection = inspect_image(loaded, path.read_bytes(), path.name)
     cams = inspection.grad_cams() if attribution == "gradcam" else None
+    notes = report_notes(inspection)
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     inspection.image.save(target / "model_input.png")
-    (target / "overview.png").write_bytes(figure_png(inspection.overview_figure(top_k=top_k, cmap=cmap), dpi))
-    (target / "channels_by_depth.png").write_bytes(figure_png(inspection.depth_figure(), dpi))
-    for name in inspection.block_names:
-        (target / "blocks" / f"{name}_channels.png").write_bytes(figure_png(
-            inspection.channels_figure(name, top_k=top_k), dpi))
-        (target / "blocks" / f"{name}_spatial.png").write_bytes(figure_png(
-            inspection.map_figure(name, top_k=top_k, cmap=cmap), dpi))
-        if cams is not None:
-            (target / "blocks" / f"{name}_gradcam.png").write_bytes(figure_png(spatial_view_figure(
-                inspection.image, cams[name], cmap=cmap, title=f"{name}: {cams[name].label}"), dpi))
-    (target / "attention.json").write_text(json.dumps(inspection.to_json(top_k, cams), allow_nan=False))
-    return target
+    for name, fig in report_figures(inspection, top_k, cmap, cams):
+        (target / name).write_bytes(figure_png(fig, dpi))
+    (target / "attention.json").write_text(json.dumps({**inspection.to_json(top_k, cams), "notes": notes},
+                                                      allow_nan=False))
+    return notes
 
 
 def report_folders(paths: list[Path]) -> list[str]:
@@ -108,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         for path, folder in zip(args.images, report_folders(args.images)):
             try:
-                written = write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi,
-                                       args.attribution)
-                print(f"{path} -> {written}")
+                notes = write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi,
+                                     args.attribution)
+                print(f"{path} -> {args.out / folder}", *(f"  note: {note}" for note in notes), sep="\n")
             except (OSError, pretrained.ImageError) as e:
                 failed += 1
                 print(f"error: {path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}", file=sys.stderr)

@@ -93,7 +93,7 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
     pd.testing.assert_frame_equal(shown.reset_index(drop=True), StudyResults.open(tmp_path).block_table())
     assert shown["block"].tolist()[-1] == "layer4.1" and at.selectbox(key="study_block").value == "layer4.1"
     at.selectbox(key="study_block").set_value("layer2.0").run()
-    assert "**Mean excitation of each channel of `layer2.0`, per class**" in [m.value.split(" (")[0]
+    assert "**Mean excitation of each channel of layer2\\.0, per class**" in [m.value.split(" (")[0]
                                                                               for m in at.markdown]
     localisation = table(at, row="mass ratio")
     assert localisation.index.tolist() == ["mass ratio", "pointing game", "AUC"]

@@ -1,4 +1,5 @@
-"""python -m lens report: per-image PNGs and attention.json; bad images skipped, others processed."""
+"""python -m lens report: per-image PNGs and attention.json; bad images skipped, others processed; the
+app's notes printed and kept; every figure headed by the image, the model and the top prediction."""
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from safetensors.torch import save_file
 
 import pretrained
 from blocks import attention_resnet, capture_attention
-from lens import Inspection, report
+from lens import Inspection, inspect_image, report
+from lens.card_notes import model_note
+from lens.domain_note import domain_note
 
 pytestmark = pytest.mark.slow          # renders every figure of every block to PNG
 
@@ -149,7 +152,7 @@ def test_images_with_one_name_get_one_folder_each(tmp_path, model_file, capsys):
     for i, path in enumerate(images):
         Image.new("RGB", (40, 40), (60 * i, 0, 0)).save(path)
     assert report.main([*map(str, images), "--model", str(model_file), "--out", str(tmp_path / "out")]) == 0
-    printed = capsys.readouterr().out.splitlines()
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("  note: ")]
     for path, folder, line in zip(images, ["a", "a-2", "a-3"], printed, strict=True):
         assert json.loads((tmp_path / "out" / folder / "attention.json").read_text())["image"] == path.name
         assert line == f"{path} -> {tmp_path / 'out' / folder}"
@@ -225,3 +228,55 @@ def test_attribution_gradcam_adds_each_blocks_map_and_its_agreement(tmp_path, mo
         expected = spearmanr(np.asarray(block["spatial"]).ravel(), cam.ravel()).statistic
         assert block["grad_cam_agreement"] == pytest.approx(expected, abs=2e-6)
         assert (out / "photo" / "blocks" / f"{block['name']}_gradcam.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_notes_the_app_shows_are_printed_per_image_and_kept_in_the_json(tmp_path, capsys):
+    tiny, thin, animation = tmp_path / "tiny.png", tmp_path / "thin.png", tmp_path / "moving.gif"
+    Image.new("RGB", (20, 20), (200, 0, 0)).save(tiny)
+    Image.new("RGB", (600, 40), (0, 200, 0)).save(thin)
+    frames = [Image.new("RGB", (224, 224), (0, 0, 60 * i)) for i in range(3)]
+    frames[0].save(animation, save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+    assert report.main([str(tiny), str(thin), str(animation), "--model", "cbam-resnet18-shapes",
+                        "--out", str(out)]) == 0
+    loaded = pretrained.load("cbam-resnet18-shapes")
+    about_the_model = [domain_note(loaded), model_note("cbam-resnet18-shapes")]
+    assert about_the_model[0].startswith("cbam-resnet18-shapes knows only 10 shapes (circle, square, ")
+    assert about_the_model[1].startswith("Model card: ")
+    expected = {"tiny": ["This image is 20 x 20 pixels: the model sees it enlarged 6 times, so it holds almost no "
+                         "detail."],
+                "thin": ["This image is 600 x 40 pixels: the square centre crop keeps only 6.7% of its length."],
+                "moving": ["This is an animation of 3 frames: the model sees only the first."]}
+    printed = capsys.readouterr().out
+    for (folder, notes), path in zip(expected.items(), (tiny, thin, animation), strict=True):
+        notes += about_the_model
+        assert json.loads((out / folder / "attention.json").read_text())["notes"] == notes
+        assert "\n".join([f"{path} -> {out / folder}", *(f"  note: {n}" for n in notes)]) in printed
+
+
+def test_a_users_model_gets_only_the_images_notes(tmp_path, model_file, capsys):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (30, 30), (0, 90, 0)).save(image)
+    assert report.main([str(image), "--model", str(model_file), "--out", str(tmp_path / "out")]) == 0
+    [note] = json.loads((tmp_path / "out" / "photo" / "attention.json").read_text())["notes"]
+    assert "enlarged 9 times" in note                                  # 30 pixels resized to 256
+    assert capsys.readouterr().out.splitlines()[1:] == [f"  note: {note}"]
+
+
+def test_each_figure_names_the_image_the_model_and_the_top_prediction(tmp_path, model_file):
+    image = tmp_path / "a $\\nope$ photo.png"                         # no maths in a file name
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
+    inspection = inspect_image(pretrained.load(model_file).configured(64), image)
+    top = inspection.predictions(1)[0]
+    heading = (f"{image.name} through tiny.safetensors: top prediction '{top.label}' ({top.probability:.1%})"
+               .replace("$", r"\$"))                                   # matplotlib's escape: drawn as '$'
+    figures = dict(report.report_figures(inspection, 5, "jet", inspection.grad_cams()))
+    names = [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)]
+    assert sorted(figures) == sorted(["overview.png", "channels_by_depth.png", *(
+        f"blocks/{n}_{kind}.png" for n in names for kind in ("channels", "spatial", "gradcam"))])
+    for figure in figures.values():
+        assert figure.get_suptitle().split("\n")[0] == heading
+    assert figures["overview.png"].get_suptitle() == f"{heading}\nspatial attention (CBAM gate)"   # its own kept
+    assert figures["blocks/layer2.0_spatial.png"].axes[0].get_title() == "layer2.0: spatial attention (CBAM gate)"
+    assert report.main([str(image), "--model", str(model_file), "--out", str(tmp_path / "out"),
+                        "--input-size", "64"]) == 0
