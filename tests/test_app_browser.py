@@ -5,6 +5,7 @@ the default page, and drives Debian's Chromium with Playwright the way a person 
 on the sidebar's uploader through the file chooser, wait for the rerun, look at the page.
 Skipped only where /usr/bin/chromium is missing (CI installs it).
 """
+import contextlib
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +42,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run serve.py` on a free local port, once it answers its health check and has warmed
+    the default page: (its URL, its process)."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     log = open(log_path, "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
@@ -71,7 +74,7 @@ def app_url(tmp_path_factory):
             time.sleep(POLL_S)
         # serve.py computes the default page before it accepts connections: no visitor waits for it
         assert "warm-up: the default page is ready (ok)" in server_log(), server_log()
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", server
     finally:
         server.terminate()
         try:
@@ -80,6 +83,12 @@ def app_url(tmp_path_factory):
             server.kill()
             server.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    with streamlit_server(tmp_path_factory.mktemp("streamlit") / "server.log") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
