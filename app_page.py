@@ -7,6 +7,7 @@ import gc
 import hashlib
 import io
 import json
+import logging
 import re
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import streamlit as st
 from streamlit.dataframe_util import convert_anything_to_arrow_bytes
+from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import pretrained
 from lens import MAX_TOP_K, UNCHANGED_POINTS, BlockView, Inspection, inspect_image, outcome
@@ -25,7 +28,8 @@ from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, s
 from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart
 from viz.markup import md
 
-ASSETS = Path(__file__).parent / "assets"
+ROOT = Path(__file__).parent
+ASSETS = ROOT / "assets"
 SAMPLES = json.loads((ASSETS / "samples.json").read_text())
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 WEIGHT_TYPES = [suffix[1:] for suffix in pretrained.WEIGHTS_SUFFIXES]
@@ -40,6 +44,9 @@ except OSError:
 KEPT_DIGESTS = 8             # upload hashes remembered per session
 KEPT_RESULTS = 6             # inspections with a user's checkpoint kept per session
 SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
+SHOWN_CHARS = 600            # longer messages from the library or a file are cut in the middle
+NAME_CHARS = 120             # and so are longer file names
+SHOWN_PIXELS = 1024          # an image shown without a model: its longer side at most
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
 MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
 EDITS = {"gate_off": "switch this block's attention off (gates = 1)", "channel_gate_off": "only its channel gate off",
@@ -59,6 +66,14 @@ EDIT_OUTCOMES = {
     "unchanged": "{act} moved the probability of '{label}' by less than {points} points ({p0} to {p1}): on this "
                  "image the prediction does not rely on {subject} (the shortcut carries the block's input past it, "
                  "and the blocks after it can make up for the change)."}
+UNAVAILABLE = {  # what a visitor can do when a model's weights are not on the server (the log says where)
+    "timm": "{name} is not available here: its ImageNet weights need a one-time download, which this server cannot "
+            "make now. Choose another model (the bundled ones always work).",
+    "official": "{name} is not available here: this server does not have the authors' checkpoint file. Choose "
+                "another model, or, if you have the file, load it as your own checkpoint."}
+NO_WEIGHTS = ("Upload a weights file (a state dict of one of our architectures, a timm SE/ECA/CBAM ResNet, or an "
+              "official ECA-Net / CBAM checkpoint) in the sidebar, or choose another model.")
+log = logging.getLogger(__name__)
 
 
 # ---------- cached, shared by every session (content-keyed, never mutated) ----------
@@ -77,7 +92,7 @@ def load_model(name: str) -> pretrained.LoadedModel:
 def inspection_of(digest: str, model_key: str, _data: bytes, _name: str, _mask: str | None,
             _model: pretrained.LoadedModel) -> Inspection:
     """One forward pass per (image, model), whatever the display controls say."""
-    return inspect_image(_model, _data, _name, None if _mask is None else ASSETS / _mask)
+    return inspect_image(_model, decoded(_data), _name, None if _mask is None else ASSETS / _mask)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -148,7 +163,7 @@ class Picture:
         mask = self.sample.get("mask") if self.sample else None
         if model.source == "file":                  # a user's checkpoint: its results stay in its session
             return in_session(("inspect", self.digest, model_key),
-                              lambda: inspect_image(model, self.data, self.name, mask and ASSETS / mask))
+                              lambda: inspect_image(model, decoded(self.data), self.name, mask and ASSETS / mask))
         return inspection_of(self.digest, model_key, self.data, self.name, mask, model)
 
 
@@ -169,6 +184,49 @@ def capitalised(text: str) -> str:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text` cut in the middle to `limit` characters and a note of how many were cut: a file's name or
+    a message quoting its contents can run to megabytes, every one of them sent to the browser."""
+    if len(text) <= limit:
+        return text
+    head, cut = limit * 2 // 3, len(text) - limit
+    return f"{text[:head]} ... ({cut:,} characters cut) ... {text[head + cut:]}"
+
+
+def unlocated(text: str) -> str:
+    """`text` with the server's folders named rather than spelled out: visitors cannot use them (the
+    server's log and the README tell the operator)."""
+    folders = {pretrained.weights_home(): "the server's weights folder", ROOT: "the app's folder",
+               Path.home(): "a server folder"}
+    for folder, name in folders.items():
+        if folder.parent != folder:                     # never the root folder: "/" is in every path
+            text = text.replace(str(folder), name)
+    return text
+
+
+def shown(message) -> str:
+    """A message from the library or about a file as a visitor reads it: no server folders, bounded, escaped."""
+    return md(bounded(unlocated(str(message)), SHOWN_CHARS))
+
+
+def file_name(upload) -> str:
+    """An upload's name as the page and the library use it: bounded (the visitor chose it)."""
+    return bounded(upload.name, NAME_CHARS)
+
+
+def decoded(data: bytes) -> Image.Image:
+    """An upload's image (`pretrained.decode_image`). Whatever fails in decoding is the file's fault: a
+    failure the library did not foresee still reaches the visitor as an `ImageError`, and its
+    traceback the server's log, never the page's crash notice."""
+    try:
+        return pretrained.decode_image(data)
+    except pretrained.ImageError:
+        raise
+    except Exception as e:
+        log.exception("an upload failed to decode in a way pretrained.decode_image did not foresee")
+        raise pretrained.ImageError("this file cannot be read as an image") from e
 
 
 def remembered(store: str, key, compute, keep: int):
@@ -221,6 +279,32 @@ def release(upload) -> None:
         ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=upload.file_id)
 
 
+def stored_files(ctx) -> set[str]:
+    """The ids of the files Streamlit's store holds for this session. Streamlit lists them nowhere
+    public: this reads `MemoryUploadedFileManager.file_storage` (session id -> file id -> file; a test
+    checks it). Another store lists nothing, and so loses nothing."""
+    storage = getattr(ctx.uploaded_file_mgr, "file_storage", {})
+    return set(storage.get(ctx.session_id, ()))
+
+
+def bound_uploads() -> None:
+    """Keep in Streamlit's store only the files this session's uploaders hold: its image, its camera
+    shot and a weights file that has not loaded. The store keeps every file a session sends until
+    the session ends, also those that a newer upload replaced. A file no uploader holds goes at the
+    first run that finds it in the store a second time (one that arrived since the last run may be
+    on its way to its uploader)."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    held = {value.file_id for value in map(st.session_state.get, list(st.session_state))
+            if isinstance(value, UploadedFile)}
+    stored = stored_files(ctx)
+    stale = (stored - held) & st.session_state.get("stored_uploads", set())
+    for file_id in stale:
+        ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
+    st.session_state["stored_uploads"] = stored - stale
+
+
 def show_source(source: str) -> None:
     st.session_state["image_source"] = source
 
@@ -242,7 +326,7 @@ def choose_picture() -> Picture:
         st.caption("No picture taken yet: showing the sample.")
     if source == "Upload":
         if upload is not None:
-            return Picture(upload.getvalue(), upload.name, upload_digest(upload))
+            return Picture(upload.getvalue(), file_name(upload), upload_digest(upload))
         st.caption("No file uploaded yet: showing the sample.")
     data = (ASSETS / sample["file"]).read_bytes()
     return Picture(data, sample["file"], sha(data), sample)
@@ -260,8 +344,9 @@ def choose_display() -> Display:
     return Display(cmap, alpha, stretch, cells, sort, top_k)
 
 
-def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | None:
-    """The chosen model and its cache key, or None (with a message) when there is none to use."""
+def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | str:
+    """The chosen model and its cache key; or, when there is none to use, what the page says instead
+    (the sidebar has said why)."""
     names = list(entries) + [OWN_CHECKPOINT]
 
     def label(name: str) -> str:
@@ -277,11 +362,20 @@ def choose_model(entries: dict) -> tuple[pretrained.LoadedModel, str] | None:
                                                    if entries[choice].downloads else "...")):
                 return load_model(choice), choice
         except pretrained.ModelUnavailable as e:
-            st.warning(md(e))
+            st.warning(text := unavailable(entries[choice], e))
+            return text
         except (pretrained.CheckpointError, ValueError) as e:
-            st.error(f"Cannot load {md(choice)}: {md(e)}")
-        return None
-    return own_checkpoint()
+            log.warning("%s did not load: %s", choice, e)
+            st.error(text := f"Cannot load {md(choice)}: {shown(e)}")
+            return text
+    return own_checkpoint() or NO_WEIGHTS
+
+
+def unavailable(entry: pretrained.ModelEntry, error: Exception) -> str:
+    """What a visitor can do about a model whose weights this server lacks; the operator gets the
+    library's account (where the file goes) in the log."""
+    log.warning("%s is unavailable: %s", entry.name, error)
+    return UNAVAILABLE[entry.source].format(name=md(entry.name))
 
 
 def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
@@ -311,11 +405,16 @@ def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
 def load_checkpoint(upload) -> bool:
     """Read an uploaded weights file into this session's model and drop the upload from
     Streamlit's store; or say why it cannot be used."""
+    name = file_name(upload)
     try:
-        with st.spinner(f"Reading {md(upload.name)} (only tensors are loaded; nothing in it is run)..."):
-            loaded = pretrained.load(upload.getvalue(), name=upload.name)
+        with st.spinner(f"Reading {md(name)} (only tensors are loaded; nothing in it is run)..."):
+            loaded = pretrained.load(upload.getvalue(), name=name)
     except (pretrained.CheckpointError, ValueError) as e:
-        st.error(f"Cannot use {md(upload.name)}: {md(e)}")
+        st.error(f"Cannot use {md(name)}: {shown(e)}")
+        return False
+    except Exception:                    # the file's fault all the same: a clear message, the traceback logged
+        log.exception("a weights file failed to load in a way pretrained.load did not foresee")
+        st.error(f"Cannot use {md(name)}: it cannot be read as a weights file.")
         return False
     st.session_state["checkpoint"] = f"file:{upload_digest(upload)}", loaded
     st.session_state["weights_round"] = st.session_state.get("weights_round", 0) + 1
@@ -336,7 +435,7 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tupl
     try:
         configured = loaded.configured(int(size), crop, names)
     except ValueError as e:
-        st.warning(f"{md(e)}: keeping the file's names.")
+        st.warning(f"{shown(e)}: keeping the file's names.")
         configured, names = loaded.configured(int(size), crop), None
     return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names or ()).encode())}"
 
@@ -350,17 +449,19 @@ def arrow(rows: list[dict]) -> pa.Table:
 
 
 def show_predictions(inspection: Inspection, k: int = 5) -> None:
+    """The top-k classes, under what is wrong with the model's output when something is."""
+    if inspection.output_note:
+        st.error(inspection.output_note)
     rows = [{"class": p.label, "probability": 100 * p.probability} for p in inspection.predictions(k)]
     st.dataframe(arrow(rows), hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
         "probability", format="%.2f%%", min_value=0.0, max_value=100.0)})   # 90.80%, 1.10%
 
 
 def domain_note(loaded: pretrained.LoadedModel) -> str:
-    """What a bundled shapes model knows, and what to do for photos -- also offline."""
-    home = pretrained.weights_home() / "imagenet"
+    """What a bundled shapes model knows, and what to do for photos."""
     return (f"{loaded.name} knows only {len(loaded.labels)} shapes ({', '.join(loaded.labels)}): on any other "
             "picture it still answers one of them. For photos, choose an ImageNet model (marked \"downloads "
-            f"once\"; offline, put its weights file in `{home}`), or load your own checkpoint.")
+            "once\"), or load your own checkpoint.")
 
 
 def show_overlay(inspection: Inspection, shown: SpatialView, display: Display, caption: str = "",
@@ -562,8 +663,11 @@ def compare_page(inspection: Inspection, picture: Picture, model_key: str, entri
             st.markdown(f"**{md(name)}**")
             try:
                 other, key = (model, model_key) if name == current else (load_model(name), name)
-            except (pretrained.ModelUnavailable, pretrained.CheckpointError, ValueError) as e:
-                st.warning(md(e))
+            except pretrained.ModelUnavailable as e:
+                st.warning(unavailable(entries[name], e))
+                continue
+            except (pretrained.CheckpointError, ValueError) as e:
+                st.warning(shown(e))
                 continue
             result = picture.inspect(other, key)
             show_predictions(result, 3)
@@ -679,7 +783,27 @@ def downloads_page(inspection: Inspection, picture: Picture, display: Display) -
 
 # ---------- the page ----------
 
+def without_model(picture: Picture, text: str) -> None:
+    """The page when no model can be used: what to do (`text`), beside the chosen image as it is."""
+    left, right = st.columns([1, 2])
+    with right:
+        st.info(text)
+    try:
+        image = decoded(picture.data)
+    except pretrained.ImageError as e:
+        left.error(f"Cannot use {md(picture.name)}: {shown(e)}")
+        return
+    image.thumbnail((SHOWN_PIXELS, SHOWN_PIXELS))           # what a page shows, not what a model sees
+    left.image(image, width="stretch", caption=md(picture.name))
+
 def main() -> None:
+    try:
+        page()
+    finally:
+        bound_uploads()
+
+
+def page() -> None:
     entries = model_entries()
     with st.sidebar:
         st.header("Image")
@@ -688,21 +812,20 @@ def main() -> None:
         chosen = choose_model(entries)
         st.header("Display")
         display = choose_display()
-    if chosen is None:
-        st.info("Upload a weights file (a state dict of one of our architectures, a timm SE/ECA/CBAM ResNet, "
-                "or an official ECA-Net / CBAM checkpoint) in the sidebar, or choose another model.")
+    if isinstance(chosen, str):
+        without_model(picture, chosen)
         return
     model, model_key = chosen
     try:
         inspection = picture.inspect(model, model_key)
     except pretrained.ImageError as e:
-        st.error(f"Cannot use {md(picture.name)}: {md(e)}")
+        st.error(f"Cannot use {md(picture.name)}: {shown(e)}")
         return
     left, right = st.columns([1, 2])
     with left:
         st.image(png(inspection.image), width="stretch", caption=f"{md(picture.name)}, as the model sees it "
                  f"({inspection.image.width} x {inspection.image.height} after resize and crop)")
-        for note in inspection.notes:
+        for note in inspection.input_notes:
             st.warning(note)
     with right:
         st.subheader("Predictions")

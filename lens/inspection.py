@@ -46,7 +46,7 @@ class Inspection:
     model: LoadedModel
     image_name: str
     image: Image.Image           # the model's input as it sees it: resized and cropped, not normalised
-    notes: tuple[str, ...]       # what decoding, resizing and cropping cost the image, if anything
+    input_notes: tuple[str, ...]  # what decoding, resizing and cropping cost the image, if anything
     x: torch.Tensor              # [1, 3, H, W] the normalised input
     capture: Capture             # its one forward pass
     mask: np.ndarray | None = None   # [H, W] bool object mask aligned with `image`, when known
@@ -136,6 +136,26 @@ class Inspection:
         other = replace(self, model=randomised, capture=_capture(randomised, self.x, self.edit))
         return {"map": rank_agreement(self.view(name).map.values, other.view(name).map.values),
                 "grad_cam": rank_agreement(cam.values, other.grad_cam(name, top).values)}
+
+    # ---------- notes ----------
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Everything a reader should know before trusting what is shown: the input's notes, then the output's."""
+        return self.input_notes + ((self.output_note,) if self.output_note else ())
+
+    @cached_property
+    def output_note(self) -> str:
+        """What is wrong with the model's output, if anything ("" when every class score is finite):
+        a NaN or infinite score makes the probabilities meaningless."""
+        logits = self.capture.logits[0]
+        counts = ((int(logits.isnan().sum()), "NaN (not a number)"), (int(logits.isinf().sum()), "infinite"))
+        if not any(n for n, _ in counts):
+            return ""
+        what = " and ".join(f"{n} {'is' if n == 1 else 'are'} {kind}" for n, kind in counts if n)
+        return (f"The model's output is unusable: of its {logits.numel()} class scores, {what}, so its "
+                "probabilities mean nothing. Its weights are probably broken (a NaN or infinite weight, or weights "
+                "so large that they overflow).")
 
     # ---------- predictions and edits ----------
 

@@ -164,8 +164,7 @@ def test_shapes_model_says_what_it_knows_without_an_alarm():
     at = app()
     labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
     note = (f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
-            "of them. For photos, choose an ImageNet model (marked \"downloads once\"; offline, put its weights "
-            f"file in `{pretrained.weights_home() / 'imagenet'}`), or load your own checkpoint.")
+            "of them. For photos, choose an ImageNet model (marked \"downloads once\"), or load your own checkpoint.")
     assert note not in values(at.caption)            # a shapes sample: in the model's domain
     at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
     assert_clean(at)
@@ -603,7 +602,41 @@ def test_a_checkpoint_without_attention_can_be_replaced():
     assert "**Channel weights** of `layer4.1` (ECA, 64 channels)" in values(at.markdown)
 
 
-def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
+def page_texts(at: AppTest) -> list[str]:
+    """Every string the page sends the browser (labels, captions, messages, help), as a reader sees it."""
+    def strings(message):
+        for field, value in message.ListFields():
+            for item in (value if field.is_repeated else [value]):
+                if field.type == field.TYPE_MESSAGE:
+                    yield from strings(item)
+                elif field.type == field.TYPE_STRING:
+                    yield item
+
+    def walk(node):
+        if getattr(node, "proto", None) is not None:
+            yield from strings(node.proto)
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+    return [plain(text) for text in walk(at._tree)]
+
+
+def assert_no_server_details(at: AppTest, *folders) -> None:
+    """No server folder (the weights folder, the app's folder, `folders`) or shell command on the page."""
+    for text in page_texts(at):
+        for secret in (str(pretrained.weights_home()), str(ROOT), *map(str, folders), "python -m", "pip "):
+            assert secret not in text, (secret, text)
+
+
+def assert_says_what_to_do_beside_the_image(at: AppTest, text: str) -> None:
+    """The sidebar's message, said again in the main area beside the chosen image."""
+    assert values(at.sidebar.warning) == [text]
+    assert values(at.main.info) == [text]
+    first = json.loads((ASSETS / "samples.json").read_text())[0]
+    assert [c for c in image_captions(at) if c == first["file"]], image_captions(at)
+
+
+def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch, caplog):
+    import logging
     import socket
     monkeypatch.setenv("ATTENTION_LENS_HOME", str(tmp_path))
     monkeypatch.setattr(imagenet, "cached_file", lambda cfg: None)
@@ -613,11 +646,50 @@ def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setattr(imagenet, "HTTPS_PORT", port)
     at = app()
-    at.selectbox(key="model").set_value("ecaresnet50d.miil_in1k").run()
+    with caplog.at_level(logging.WARNING, logger="app_page"):
+        at.selectbox(key="model").set_value("ecaresnet50d.miil_in1k").run()
     assert_clean(at)
-    assert plain(at.warning[0].value).startswith("ecaresnet50d.miil_in1k needs a one-time download of its ImageNet weights")
+    assert_says_what_to_do_beside_the_image(at, (
+        "ecaresnet50d.miil_in1k is not available here: its ImageNet weights need a one-time download, which this "
+        "server cannot make now. Choose another model (the bundled ones always work)."))
+    assert_no_server_details(at, tmp_path)
+    [record] = [r for r in caplog.records if r.name == "app_page"]         # the operator's account, in the log
+    assert str(tmp_path / "imagenet" / "ecaresnet50d.miil_in1k.safetensors") in record.getMessage()
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     assert not at.warning and len(at.dataframe[0].value) == 5
+    at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()      # what a shapes model says of photos
+    assert_no_server_details(at, tmp_path)
+
+
+@pytest.fixture
+def official_home(tmp_path, monkeypatch):
+    """A weights folder of our own, the model list read from it (and read again afterwards)."""
+    import app_page
+    monkeypatch.setenv("ATTENTION_LENS_HOME", str(tmp_path))
+    app_page.model_entries.clear()
+    yield tmp_path
+    app_page.model_entries.clear()
+    app_page.load_model.clear()                  # the model loaded from that folder
+
+
+def test_an_official_model_names_no_server_folder(official_home):
+    from blocks import attention_resnet
+    from test_pretrained_official import TO_ECANET, official_checkpoint
+    at = app()
+    at.selectbox(key="model").set_value("ecanet18-official").run()
+    assert_clean(at)
+    assert_says_what_to_do_beside_the_image(at, (
+        "ecanet18-official is not available here: this server does not have the authors' checkpoint file. "
+        "Choose another model, or, if you have the file, load it as your own checkpoint."))
+    assert_no_server_details(at, official_home)
+    (official_home / "official").mkdir()
+    torch.manual_seed(0)
+    model = attention_resnet(18, "eca", k_size=(3, 5, 7, 7))                 # the authors' ECA-Net18, untrained
+    torch.save(official_checkpoint(model, TO_ECANET), official_home / "official" / "eca_resnet18_k3577.pth.tar")
+    at.run()                                                                  # the file is there now
+    assert_clean(at)
+    assert not at.warning and len(at.dataframe[0].value) == 5
+    assert_no_server_details(at, official_home)
 
 
 def test_eight_live_sessions_never_see_each_others_results():

@@ -177,3 +177,31 @@ def test_sanity_check_randomises_a_copy_and_measures_how_much_the_maps_change():
     later = inspect_image(replace(lm, model=randomised_from(lm.model, "layer4.0")), picture(5))
     assert rank_agreement(inspection.view("layer2.0").map.values, later.view("layer2.0").map.values) == pytest.approx(1.0)
     np.testing.assert_array_equal(inspection.view("layer2.0").map.values, later.view("layer2.0").map.values)
+
+
+@pytest.mark.parametrize("broken, expected", [
+    ({"fc.weight": float("nan")}, "of its 10 class scores, 10 are NaN (not a number)"),
+    ({"fc.bias": float("inf")}, "of its 10 class scores, 10 are infinite"),
+])
+def test_a_nan_or_infinite_output_says_so(kind, broken, expected):
+    torch.manual_seed(0)
+    model = attention_resnet(18, kind, num_classes=10, width=8, ratio=4).eval()
+    state = model.state_dict()
+    for key, value in broken.items():
+        state[key].fill_(value)
+    lm = pretrained.LoadedModel(f"broken-{kind}", "file", model, pretrained.Preprocess(64, 1.0, "bilinear"),
+                                tuple("abcdefghij"), "a broken model")
+    inspection = inspect_image(lm, picture())
+    assert expected in inspection.output_note and "probabilities mean nothing" in inspection.output_note
+    assert inspection.notes == (inspection.output_note,) and inspection.input_notes == ()
+    edited = inspection.intervene("layer4.1", "gate_off")                 # an edit's own output, judged again
+    assert edited.output_note == inspection.output_note
+    fine = inspect_image(loaded(kind), picture())
+    assert fine.output_note == "" and fine.notes == ()
+
+
+def test_an_output_with_one_nan_score_counts_it():
+    lm = loaded("se")
+    lm.model.fc.weight.data[1].fill_(float("nan"))                        # a fresh model: nothing shared
+    note = inspect_image(lm, picture()).output_note
+    assert "of its 3 class scores, 1 is NaN (not a number), so its probabilities mean nothing" in note
