@@ -54,6 +54,11 @@ def saved_study(folder: str, changed: float, root: str) -> StudyResults:
     return StudyResults.open(folder, root)
 
 
+def study_name(folder: Path) -> str:
+    """A saved study as visitors see it: its place in STUDIES_ROOT (model/ for a study of several)."""
+    return folder.relative_to(STUDIES_ROOT).as_posix()
+
+
 def choose_study(entries: dict) -> StudyResults | None:
     source = st.radio("Study", SOURCES, horizontal=True, key="study_source")
     if source == SOURCES[1]:
@@ -66,13 +71,13 @@ def choose_study(entries: dict) -> StudyResults | None:
                     "(class specificity over depth, each class's mean excitations and maps) over a larger dataset; "
                     "choose \"Run a small study here\" to study fresh shapes now.")
             return None
-        folder = st.selectbox("Saved study", folders, format_func=lambda p: p.name, key="study_folder")
+        folder = st.selectbox("Saved study", folders, format_func=study_name, key="study_folder")
         try:
             return saved_study(str(folder), (folder / "study.json").stat().st_mtime, str(STUDIES_ROOT))
         except (ValueError, OSError) as e:
             log.warning("Study view: cannot open %s: %s", folder, e)
-            st.error(f"The saved study {md(folder.name)} cannot be opened: its files are incomplete or damaged. "
-                     "Choose another one, or run a small study here.")
+            st.error(f"The saved study {md(study_name(folder))} cannot be opened: its files are incomplete or "
+                     "damaged. Choose another one, or run a small study here.")
             return None
     bundled = [name for name, e in entries.items() if e.source == "bundled" and e.attention]
     c1, c2 = st.columns(2)

@@ -40,6 +40,7 @@ def report_notes(inspection: Inspection) -> list[str]:
 
 
 def heading(inspection: Inspection) -> str:
+    """What heads each figure of the report: the image, the model and the top prediction."""
     top = inspection.predictions(1)[0]
     return (f"{inspection.image_name} through {inspection.model.name}: top prediction '{top.label}' "
             f"({top.probability:.1%})")

@@ -23,13 +23,17 @@ def within(path: Path, root: Path) -> bool:
 
 
 def saved_studies(root: str | Path) -> list[Path]:
-    """The finished studies directly under `root`, by name: folders holding every file of FILES,
-    none of them (nor the folder) a link that leads out of `root`."""
+    """The finished studies in `root`'s folders and in theirs (`--model A B --out DIR` writes one
+    folder per model in DIR), by path: folders holding every file of FILES, none of them (nor a
+    folder on the way) a link that leads out of `root`."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(folder for folder in root.iterdir() if folder.is_dir() and within(folder, root)
-                  and all((folder / name).is_file() and within(folder / name, root) for name in FILES))
+    inside = [folder for folder in root.iterdir() if folder.is_dir() and within(folder, root)]
+    inside += [folder for parent in list(inside) for folder in parent.iterdir() if folder.is_dir()
+               and within(folder, root)]
+    return sorted(folder for folder in inside
+                  if all((folder / name).is_file() and within(folder / name, root) for name in FILES))
 
 
 @dataclass(frozen=True, eq=False)

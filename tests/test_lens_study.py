@@ -173,10 +173,11 @@ def test_a_study_writes_its_tables_and_figures(shapes_model, tmp_path):
 
 def test_a_folder_of_studies_is_read_without_following_links_out_of_it(tmp_path):
     root, outside = tmp_path / "studies", tmp_path / "outside"
-    for folder in (root / "own", root / "half", root / "unfinished", outside / "study"):
+    for folder in (root / "own", root / "models" / "m1", root / "half", root / "unfinished", outside / "study"):
         folder.mkdir(parents=True)
     for name in FILES:
         (root / "own" / name).write_text("")
+        (root / "models" / "m1" / name).write_text("")               # --model A B: a folder per model
         (outside / "study" / name).write_text("")
         if name != "study.json":
             (root / "half" / name).write_text("")
@@ -184,7 +185,8 @@ def test_a_folder_of_studies_is_read_without_following_links_out_of_it(tmp_path)
     (root / "linked").symlink_to(outside / "study", target_is_directory=True)
     (root / "alias").symlink_to(root / "own", target_is_directory=True)
     (root / "unfinished" / "study.json").write_text("")
-    assert saved_studies(root) == [root / "alias", root / "own"]
+    (root / "models" / "linked").symlink_to(outside / "study", target_is_directory=True)
+    assert saved_studies(root) == [root / "alias", root / "models" / "m1", root / "own"]
     assert saved_studies(tmp_path / "none") == []
     for folder in (root / "half", root / "linked"):
         with pytest.raises(ValueError, match="leads out of .*studies: only studies inside it are opened"):
