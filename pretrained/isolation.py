@@ -17,6 +17,7 @@ imported PyTorch once (`multiprocessing`'s forkserver: a read costs a fork, not 
 """
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import signal
@@ -33,6 +34,7 @@ from .file_metadata import FileMetadata
 
 PARSES = threading.BoundedSemaphore(2)       # files read at once, process-wide
 STATUS_BYTES = 1 << 16                       # what a child may say beside its tensors (names excluded)
+WORK_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None   # files in memory where there is a tmpfs
 CONTEXT = multiprocessing.get_context("forkserver")
 CONTEXT.set_forkserver_preload([__name__])   # the forkserver imports torch once, for every child
 
@@ -57,7 +59,7 @@ def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) ->
     if not PARSES.acquire(timeout=limits.wait_seconds):
         raise CheckpointError("the server is busy reading other weights files; please try again in a minute")
     try:
-        with tempfile.TemporaryDirectory(prefix="attention-lens-") as folder:
+        with tempfile.TemporaryDirectory(prefix="attention-lens-", dir=WORK_ROOT) as folder:
             work = Path(folder)
             if isinstance(source, (bytes, bytearray, memoryview)):
                 path = work / "upload"
@@ -71,7 +73,7 @@ def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) ->
 
 def warm() -> None:
     """Start the forkserver now (it imports PyTorch: seconds), so that the first upload does not wait."""
-    CONTEXT.Process(target=int).start()
+    multiprocessing.forkserver.ensure_running()
 
 
 def _run(path: Path, work: Path, limits: Limits) -> Checkpoint:

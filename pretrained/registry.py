@@ -131,8 +131,8 @@ def _timm_entries() -> list[ModelEntry]:
 
 
 def _official_entries() -> list[ModelEntry]:
-    return [ModelEntry(name, "official", attention, f"{description}; needs {filename} in "
-                       f"{weights_home() / 'official'}", TORCHVISION_EVAL, weights_home() / "official" / filename)
+    return [ModelEntry(name, "official", attention, f"{description}; needs the authors' file {filename} on this "
+                       "machine", TORCHVISION_EVAL, weights_home() / "official" / filename)
             for name, (filename, attention, description) in OFFICIAL_FILES.items()]
 
 
