@@ -1,6 +1,8 @@
 """decode_image: untrusted bytes become 8-bit RGB, or an ImageError a user can act on."""
 import io
 import struct
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -8,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.decode_budget import many_scan_jpeg
 from pretrained import Preprocess
-from pretrained.image import ImageError, decode_image, frames_note
+from pretrained import image as image_module
+from pretrained.image import DecodeSlots, ImageError, decode_image, decoding_for, frames_note, to_rgb
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -18,11 +22,12 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
     return buf.getvalue()
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+def png_header_only(width: int, height: int, colour_type: int = 2) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's calling card); colour
+    type 2 is RGB, 6 RGBA."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
@@ -160,3 +165,202 @@ def test_eight_near_cap_uploads_at_once_stay_within_the_memory_budget():
                          cwd=Path(__file__).resolve().parents[1])
     grew = int(out.stdout.decode().split()[-1])
     assert grew < 1024, f"8 decodes at once grew peak RSS by {grew} MB"
+
+
+# Issue 22: every failure is an ImageError; a time and memory budget per decode; large valid images decoded.
+
+DAMAGED = "the image file is damaged or truncated"
+
+
+def three_frame_gif() -> bytes:
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+@pytest.mark.parametrize("into", [1, 4, 9, 12, 18])   # into its graphic control block, its descriptor, its data
+def test_a_gif_whose_second_frame_header_is_cut_is_damaged(into):
+    data = three_frame_gif()
+    second = data.index(b"\x21\xf9", data.index(b"\x2c"))    # the 2nd frame's graphic control extension
+    with pytest.raises(ImageError, match=DAMAGED):             # was IndexError or struct.error (n_frames)
+        decode_image(data[:second + into])
+
+
+def test_a_tiff_whose_next_page_is_missing_is_damaged():
+    data = encode(Image.new("RGB", (16, 8), (255, 0, 0)), "TIFF")
+    ifd = struct.unpack("<I", data[4:8])[0]
+    next_page = ifd + 2 + 12 * struct.unpack("<H", data[ifd:ifd + 2])[0]
+    data = data[:next_page] + struct.pack("<I", len(data) + 4096) + data[next_page + 4:]
+    with pytest.raises(ImageError, match=DAMAGED):             # was TypeError: Missing dimensions
+        decode_image(data)
+
+
+def test_an_exif_tag_of_an_unexpected_type_does_not_stop_the_rotation():
+    """SampleFormat (0x0153) stored as text: exif_transpose failed to write it back (struct.error)."""
+    def entry(tag, kind, count, value):
+        return struct.pack(">HHI", tag, kind, count) + value
+    exif = (b"Exif\0\0MM\0*\0\0\0\x08\0\x02" + entry(0x0112, 3, 1, b"\0\x06\0\0")
+            + entry(0x0153, 2, 4, b"cam\0") + b"\0\0\0\0")
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 20, 20))                   # left half blue
+    out = decode_image(encode(image, "JPEG", exif=exif, quality=95))
+    assert out.size == (20, 40) and np.asarray(out, int)[5, 10, 2] > 200    # upright: blue on top
+
+
+def test_running_out_of_memory_is_an_image_error(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(Image.Image, "convert", no_memory)
+    with pytest.raises(ImageError, match=r"^the image is too large to decode here \(out of memory\)"):
+        decode_image(encode(Image.new("RGB", (8, 8)), "PNG"))
+
+
+def jpeg_sized(width: int, height: int, progressive: bool = False) -> bytes:
+    """A small JPEG whose frame header claims width x height pixels."""
+    data = bytearray(encode(Image.new("RGB", (16, 16)), "JPEG", progressive=progressive))
+    sof = data.index(b"\xff\xc2" if progressive else b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("data,message", [
+    (png_header_only(8160, 6144), "the image is 8160 x 6144 pixels (50.1 MP); the limit is 50 MP -- please downscale it"),
+    (png_header_only(10_000, 5_001), "the image is 10000 x 5001 pixels (50.01 MP); the limit is 50 MP"),
+    (png_header_only(50_000_001, 1), "the image is 50000001 x 1 pixels (50.000001 MP); the limit is 50 MP"),
+    (jpeg_sized(16_384, 16_384), "the image is 16384 x 16384 pixels (268 MP); the limit is 200 MP -- please downscale it"),
+    (png_header_only(1, 40_000_000, colour_type=6),            # 4 + 8 bytes a row, then its RGB copy reduced by 2
+     "decoding this 1 x 40000000 image would take 720 MB of memory; the limit is 500 MB -- please downscale it"),
+    (jpeg_sized(16_320, 12_240, progressive=True),             # a 200 MP phone photo saved progressive
+     "decoding this 16320 x 12240 image would take 699 MB of memory; the limit is 500 MB (a progressive "
+     "JPEG keeps every coefficient while decoding: saved as a baseline JPEG it takes far less) -- please downscale it"),
+], ids=["50.1 MP", "50.01 MP", "50.000001 MP", "268 MP JPEG", "thin RGBA", "progressive 200 MP JPEG"])
+def test_a_limit_message_never_contradicts_itself(data, message):
+    with pytest.raises(ImageError) as info:
+        decode_image(data)
+    assert str(info.value).startswith(message)
+
+
+def test_a_200_mp_baseline_jpeg_is_decoded_at_a_quarter():
+    out = decode_image(jpeg_sized(16_320, 12_240))             # libjpeg pads the missing data with grey
+    assert out.size == (4080, 3060)
+
+
+def test_a_50_mp_phone_jpeg_is_decoded_reduced():
+    image = Image.new("RGB", (8160, 6144), (250, 20, 20))
+    image.paste((20, 20, 250), (4080, 0, 8160, 6144))          # right half blue
+    out = decode_image(encode(image, "JPEG", quality=90))      # was: "(50 MP); the limit is 50 MP"
+    assert out.size == (4080, 3072)                            # DCT-scaled by 2 while decoding
+    left, right = np.asarray(out, int)[1536, [1020, 3060]]
+    assert np.abs(left - [250, 20, 20]).max() < 12 and np.abs(right - [20, 20, 250]).max() < 12
+
+
+def test_a_20_mp_16_bit_png_is_reduced_with_its_full_range():
+    ramp = np.tile(np.linspace(0, 65535, 5000).round().astype(np.uint16), (4000, 1))
+    out = decode_image(encode(Image.fromarray(ramp), "PNG"))   # was "damaged": reduce() takes no I;16
+    assert out.size == (2500, 2000)
+    row = np.asarray(out, int)[1000, :, 0]
+    assert row[0] == 0 and row[-1] == 255 and abs(row[1250] - 128) <= 1 and (np.diff(row) >= 0).all()
+
+
+def test_float_data_is_scaled_from_its_finite_range():
+    values = np.array([[np.nan, 0.0, 0.5, 1.0, np.inf, -np.inf]], dtype=np.float32)
+    assert np.asarray(to_rgb(Image.fromarray(values)))[0, :, 0].tolist() == [0, 0, 128, 255, 255, 0]
+
+
+@pytest.fixture
+def slots(monkeypatch) -> DecodeSlots:
+    """Two fresh large-decode slots, and every decode counted as large."""
+    fresh = DecodeSlots(2)
+    monkeypatch.setattr(image_module, "LARGE_DECODES", fresh)
+    monkeypatch.setattr(image_module, "LARGE_BYTES", 0)
+    return fresh
+
+
+def held(slots: DecodeSlots, owner: str | None) -> threading.Event:
+    """A slot held by `owner` on another thread until the returned event is set."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with slots.hold(owner, 5):
+            taken.set()
+            release.wait(10)
+    threading.Thread(target=hold, daemon=True).start()
+    assert taken.wait(5)
+    return release
+
+
+SMALL = encode(Image.new("RGB", (8, 8), (1, 2, 3)), "PNG")
+BUSY = r"^the server is busy decoding other large images -- please try again"
+
+
+def test_one_owner_holds_at_most_one_slot(slots):
+    release = held(slots, "alice")
+    with decoding_for("alice"):                                # one slot is free, but not for her
+        with pytest.raises(ImageError, match=BUSY):
+            decode_image(SMALL, seconds=0.2)
+    with decoding_for("bob"):                                  # another visitor gets it at once
+        assert decode_image(SMALL, seconds=0.2).getpixel((0, 0)) == (1, 2, 3)
+    assert decode_image(SMALL, seconds=0.2).size == (8, 8)     # no owner: the global count only
+    second = {}
+
+    def alice_again():
+        with decoding_for("alice"):
+            second["image"] = decode_image(SMALL, seconds=5)
+    waiting = threading.Thread(target=alice_again)
+    waiting.start()
+    time.sleep(0.2)
+    assert "image" not in second                               # waiting for her own first decode
+    release.set()
+    waiting.join(5)
+    assert second["image"].size == (8, 8)
+
+
+def test_the_wait_for_a_slot_is_bounded(slots):
+    releases = [held(slots, "alice"), held(slots, "bob")]
+    start = time.perf_counter()
+    with decoding_for("carol"), pytest.raises(ImageError, match=BUSY):
+        decode_image(SMALL, seconds=0.3)
+    assert 0.25 < time.perf_counter() - start < 3
+    for release in releases:
+        release.set()
+
+
+def test_decoding_for_sets_the_owner_for_its_block_only():
+    assert image_module._OWNER.get() is None
+    with decoding_for("alice"):
+        with decoding_for("bob"):
+            assert image_module._OWNER.get() == "bob"
+        assert image_module._OWNER.get() == "alice"
+    assert image_module._OWNER.get() is None
+
+
+def test_a_thin_image_is_decoded_in_a_slot(slots):
+    """1 x 16,000,000 RGBA is 64 MB of pixels but 192 MB in PIL (8 bytes a row), twice with its RGB
+    copy: by pixel count (not over 16 MP) it was decoded outside the slots."""
+    releases = [held(slots, "alice"), held(slots, "bob")]
+    image_module.LARGE_BYTES = 2 ** 27                         # the real threshold, slots still fresh
+    with pytest.raises(ImageError, match=BUSY):
+        decode_image(png_header_only(1, 16_000_000, colour_type=6), seconds=0.2)
+    for release in releases:
+        release.set()
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    data = many_scan_jpeg(2000, 2000, 30_000)
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=r"^the JPEG has 30000 scans; .* \(the limit is 500\)"):
+        decode_image(data)
+    assert time.perf_counter() - start < 2                     # decoding it takes a minute
+    assert decode_image(many_scan_jpeg(64, 64, 400)).size == (64, 64)   # under the limit: decoded
+
+
+def test_a_decode_past_its_time_budget_is_stopped_and_frees_its_slot(slots):
+    data = many_scan_jpeg(2048, 2048, 490)                     # about 0.5 s of scans
+    start = time.perf_counter()
+    assert decode_image(data).size == (2048, 2048)
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=r"^the image took more than 0.05 s to decode, so it was stopped"):
+        decode_image(data, seconds=0.05)
+    assert time.perf_counter() - start < whole / 2
+    with slots.hold("alice", 0), slots.hold("bob", 0):         # both slots free again
+        pass
