@@ -15,14 +15,15 @@ from pathlib import Path
 import pyarrow as pa
 import streamlit as st
 from streamlit.dataframe_util import convert_anything_to_arrow_bytes
-from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import pretrained
 from lens import MAX_TOP_K, UNCHANGED_POINTS, BlockView, Inspection, inspect_image, outcome
 from lens.card_notes import block_note, model_note
+from lens.domain_note import domain_note
 from lens.localisation import MEASURES
+from pretrained.image import decoding_for
 from study_page import study_page
 from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, shared_scale
 from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart
@@ -92,7 +93,7 @@ def load_model(name: str) -> pretrained.LoadedModel:
 def inspection_of(digest: str, model_key: str, _data: bytes, _name: str, _mask: str | None,
             _model: pretrained.LoadedModel) -> Inspection:
     """One forward pass per (image, model), whatever the display controls say."""
-    return inspect_image(_model, decoded(_data), _name, None if _mask is None else ASSETS / _mask)
+    return inspect_image(_model, _data, _name, None if _mask is None else ASSETS / _mask)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -163,7 +164,7 @@ class Picture:
         mask = self.sample.get("mask") if self.sample else None
         if model.source == "file":                  # a user's checkpoint: its results stay in its session
             return in_session(("inspect", self.digest, model_key),
-                              lambda: inspect_image(model, decoded(self.data), self.name, mask and ASSETS / mask))
+                              lambda: inspect_image(model, self.data, self.name, mask and ASSETS / mask))
         return inspection_of(self.digest, model_key, self.data, self.name, mask, model)
 
 
@@ -214,19 +215,6 @@ def shown(message) -> str:
 def file_name(upload) -> str:
     """An upload's name as the page and the library use it: bounded (the visitor chose it)."""
     return bounded(upload.name, NAME_CHARS)
-
-
-def decoded(data: bytes) -> Image.Image:
-    """An upload's image (`pretrained.decode_image`). Whatever fails in decoding is the file's fault: a
-    failure the library did not foresee still reaches the visitor as an `ImageError`, and its
-    traceback the server's log, never the page's crash notice."""
-    try:
-        return pretrained.decode_image(data)
-    except pretrained.ImageError:
-        raise
-    except Exception as e:
-        log.exception("an upload failed to decode in a way pretrained.decode_image did not foresee")
-        raise pretrained.ImageError("this file cannot be read as an image") from e
 
 
 def remembered(store: str, key, compute, keep: int):
@@ -455,13 +443,6 @@ def show_predictions(inspection: Inspection, k: int = 5) -> None:
     rows = [{"class": p.label, "probability": 100 * p.probability} for p in inspection.predictions(k)]
     st.dataframe(arrow(rows), hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
         "probability", format="%.2f%%", min_value=0.0, max_value=100.0)})   # 90.80%, 1.10%
-
-
-def domain_note(loaded: pretrained.LoadedModel) -> str:
-    """What a bundled shapes model knows, and what to do for photos."""
-    return (f"{loaded.name} knows only {len(loaded.labels)} shapes ({', '.join(loaded.labels)}): on any other "
-            "picture it still answers one of them. For photos, choose an ImageNet model (marked \"downloads "
-            "once\"), or load your own checkpoint.")
 
 
 def show_overlay(inspection: Inspection, shown: SpatialView, display: Display, caption: str = "",
@@ -786,24 +767,34 @@ def downloads_page(inspection: Inspection, picture: Picture, display: Display) -
 def without_model(picture: Picture, text: str) -> None:
     """The page when no model can be used: what to do (`text`), beside the chosen image as it is."""
     left, right = st.columns([1, 2])
-    with right:
-        st.info(text)
+    right.info(text)
     try:
-        image = decoded(picture.data)
+        image = pretrained.decode_image(picture.data)
     except pretrained.ImageError as e:
         left.error(f"Cannot use {md(picture.name)}: {shown(e)}")
         return
     image.thumbnail((SHOWN_PIXELS, SHOWN_PIXELS))           # what a page shows, not what a model sees
     left.image(image, width="stretch", caption=md(picture.name))
 
+
 def main() -> None:
-    try:
-        page()
-    finally:
-        bound_uploads()
+    """The page, its image decodes counted as this visitor's, then this session's file store trimmed."""
+    with decoding_for(visitor()):
+        try:
+            show_page()
+        finally:
+            bound_uploads()
 
 
-def page() -> None:
+def visitor() -> str:
+    """Whom this run's decodes are for (one large decode at a time each): the connection's address
+    where Streamlit knows it (a visitor can open many sessions, rarely many addresses), else this
+    session (a local connection has no address)."""
+    ctx = get_script_run_ctx()
+    return st.context.ip_address or (ctx.session_id if ctx else "")
+
+
+def show_page() -> None:
     entries = model_entries()
     with st.sidebar:
         st.header("Image")
@@ -833,8 +824,8 @@ def page() -> None:
         show_predictions(inspection)
         if model.source == "bundled" and (note := model_note(model.name)):
             st.caption(note)
-        if model.source == "bundled" and not (picture.sample and picture.sample.get("label") in model.labels):
-            st.caption(domain_note(model))          # a note, not an alarm: a drawn shape is in its domain
+        if (note := domain_note(model)) and not (picture.sample and picture.sample.get("label") in model.labels):
+            st.caption(note)                        # a note, not an alarm: a drawn shape is in its domain
     page = st.segmented_control("View", VIEWS, default="Block", key="view") or "Block"
     if page == "Compare":
         compare_page(inspection, picture, model_key, entries, display)

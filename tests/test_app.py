@@ -164,7 +164,7 @@ def test_shapes_model_says_what_it_knows_without_an_alarm():
     at = app()
     labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
     note = (f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
-            "of them. For photos, choose an ImageNet model (marked \"downloads once\"), or load your own checkpoint.")
+            "of them. For photos, use an ImageNet model or your own checkpoint.")
     assert note not in values(at.caption)            # a shapes sample: in the model's domain
     at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
     assert_clean(at)

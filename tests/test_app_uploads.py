@@ -14,6 +14,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 from streamlit.testing.v1 import local_script_runner
 
 import app_page
+import lens.inspection
 import pretrained
 from blocks import attention_resnet
 from test_app import (ASSETS, app, assert_clean, assert_same_predictions, expected_predictions, own_checkpoint,
@@ -53,7 +54,7 @@ def test_a_megabyte_message_and_a_long_file_name_are_cut(monkeypatch):
 
     def refused(data):
         raise pretrained.ImageError("bad pixel " * 500_000)                 # 5 MB
-    monkeypatch.setattr(pretrained, "decode_image", refused)
+    monkeypatch.setattr(lens.inspection, "decode_image", refused)
     at = upload(at, "huge.png", image(1))
     [error] = values(at.error)
     assert len(error) < LIMIT and error.startswith("Cannot use huge.png: bad pixel bad pixel")
@@ -203,3 +204,28 @@ def test_bad_files_in_a_row_each_get_a_clear_error_and_the_next_image_works():
     assert_clean(at)
     assert not at.error
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, good))
+
+
+# ---------- one visitor cannot hold every large-decode slot ----------
+
+@pytest.mark.parametrize("address, owner", [("203.0.113.7", "203.0.113.7"), (None, SESSION)])
+def test_a_runs_decodes_are_its_visitors(monkeypatch, address, owner):
+    """Every script run decodes as its visitor (`pretrained.image.decoding_for`): the connection's
+    address when Streamlit knows it, else the session (a local connection has no address)."""
+    import contextlib
+    import streamlit as st
+    owners, decodes = [], []
+
+    @contextlib.contextmanager
+    def recording(who):
+        owners.append(who)
+        yield
+        owners.append(None)
+    monkeypatch.setattr(app_page, "decoding_for", recording)
+    monkeypatch.setattr(type(st.context), "ip_address", property(lambda self: address))
+    decode = lens.inspection.decode_image
+    monkeypatch.setattr(lens.inspection, "decode_image", lambda data: decodes.append(owners[-1]) or decode(data))
+    at = upload(app(), "a.png", image(3 if address else 4))              # a new image: not a cached page
+    assert_clean(at)
+    assert decodes and set(decodes) == {owner}                           # every decode inside its visitor's block
+    assert set(owners) == {owner, None} and owners[-1] is None           # and the block closed after each run
