@@ -27,15 +27,8 @@ def study_view() -> AppTest:
     return at
 
 
-def study_alone():
-    """The Study view by itself (AppTest.from_function runs this source as the script)."""
-    import pretrained
-    from study_page import study_page
-    study_page({e.name: e for e in pretrained.available()})
-
-
 def saved_study_view() -> AppTest:
-    at = AppTest.from_function(study_alone, default_timeout=300).run()
+    at = study_view()
     at.radio(key="study_source").set_value("Open a saved study").run()
     return at
 
@@ -114,8 +107,7 @@ def test_saved_studies_are_listed_from_the_studies_folder_only(tmp_path, monkeyp
     root, elsewhere = tmp_path / "studies", tmp_path / "elsewhere"
     root.mkdir()
     monkeypatch.setattr(study_page, "STUDIES_ROOT", root)
-    at = study_view()
-    at.radio(key="study_source").set_value("Open a saved study").run()
+    at = saved_study_view()
     assert at.info[0].value.startswith("No saved study is available on this server.")
     tiny = StudyModel("cbam-resnet18-shapes")
     run_study("shapes:v1:5:40", tiny, elsewhere / "forty", batch_size=20, shard_size=40, workers=0, progress=False)
