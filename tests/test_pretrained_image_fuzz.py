@@ -3,6 +3,7 @@ short message, never another exception (issue 22 found 125 of them across 11 for
 import functools
 import io
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 from pretrained.image import ImageError, decode_image
 
 EXTREMES = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF)
-HEADER = 512          # "header fields" are overwritten within a file's first bytes
+HEADER = 512          # "header fields" are overwritten within a file's first or last bytes (a TIFF's directory)
 FAST, SLOW = 30, 1500 # cases per seed image: the fast suite, and the slow one
 
 
@@ -51,15 +52,48 @@ def seeds() -> dict[str, bytes]:
     }
 
 
+def chunks(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each chunk of a PNG (length, type, data, CRC) or a WebP (RIFF: type, length,
+    data), or of a JPEG's marker segments before its first scan; [] for other formats."""
+    spans, pos = [], 0
+    if data.startswith(b"\x89PNG"):
+        pos = 8
+        while pos + 12 <= len(data):
+            spans.append((pos, min(len(data), end := pos + 12 + int.from_bytes(data[pos:pos + 4], "big"))))
+            pos = end
+    elif data.startswith(b"RIFF"):
+        pos = 12
+        while pos + 8 <= len(data):
+            size = int.from_bytes(data[pos + 4:pos + 8], "little")
+            spans.append((pos, min(len(data), end := pos + 8 + size + size % 2)))
+            pos = end
+    elif data.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] != 0xDA:
+            spans.append((pos, min(len(data), end := pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big"))))
+            pos = end
+    return spans
+
+
+def with_png_crcs(data: bytearray) -> bytearray:
+    """Every whole PNG chunk's CRC made right again, so that the mutation reaches the parser."""
+    for start, end in chunks(data):
+        if end - start >= 12 and end - start == 12 + int.from_bytes(data[start:start + 4], "big"):
+            data[end - 4:end] = zlib.crc32(data[start + 4:end - 4]).to_bytes(4, "big")
+    return data
+
+
 def mutate(data: bytes, rng: random.Random) -> bytes:
-    """1 to 3 of: flipped bits, overwritten bytes, a truncation, a chunk duplicated or cut, a header
-    field (2 or 4 bytes, either byte order) set to an extreme value."""
+    """1 to 3 of: flipped bits, overwritten bytes, a truncation, a slice or a whole chunk duplicated
+    or cut, a header field (2 or 4 bytes, either byte order) set to an extreme value; then, for half
+    of the PNGs, their CRCs repaired."""
     d = bytearray(data)
     for _ in range(rng.randint(1, 3)):
         if not d:
             break
-        kind = rng.choice(("flip", "overwrite", "truncate", "duplicate", "cut", "extreme"))
+        kind = rng.choice(("flip", "overwrite", "truncate", "duplicate", "cut", "chunk", "extreme"))
         i = rng.randrange(len(d))
+        spans = chunks(d)
         if kind == "flip":
             d[i] ^= 1 << rng.randrange(8)
         elif kind == "overwrite":
@@ -72,11 +106,18 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             d[at:at] = chunk * rng.randint(1, 4)
         elif kind == "cut":
             del d[i:i + rng.randint(1, 64)]
+        elif kind == "chunk" and spans:
+            start, end = rng.choice(spans)
+            if rng.random() < 0.5:
+                del d[start:end]
+            else:
+                d[end:end] = d[start:end] * rng.randint(1, 3)
         else:
             width, order = rng.choice((2, 4)), rng.choice(("big", "little"))
             at = rng.randrange(min(len(d), HEADER))
+            at = at if rng.random() < 0.5 else max(0, len(d) - 1 - at)
             d[at:at + width] = (rng.choice(EXTREMES) % 256 ** width).to_bytes(width, order)
-    return bytes(d)
+    return bytes(with_png_crcs(d) if d.startswith(b"\x89PNG") and rng.random() < 0.5 else d)
 
 
 def misbehaviours(name: str, cases: int) -> list[str]:
