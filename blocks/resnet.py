@@ -118,7 +118,7 @@ class AttentionResNet(nn.Module):
 
     def __init__(self, depth: int = 50, attention: str | None = None, num_classes: int = 1000,
                  width: int = 64, options: AttentionOptions = AttentionOptions(),
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, stem_pool: bool = True):
         super().__init__()
         block, counts = DEPTHS[check_choice("ResNet depth", depth, DEPTHS)]
         make_attention = ATTENTION[check_choice("attention", attention, ATTENTION)]
@@ -127,11 +127,15 @@ class AttentionResNet(nn.Module):
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         self.depth, self.attention, self.width, self.options = depth, attention, width, options
+        self.stem_pool = stem_pool
 
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        # without it (as CIFAR-style and small-image ResNets) every stage sees twice the resolution;
+        # it has no parameters, so nothing in the weights says which a model has
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem_pool else nn.Identity()
+        stem_reduction = 4 if stem_pool else 2
         # the stem, then one entry per stage, as timm's models declare them (`blocks.sites` reads it)
         self.feature_info = [dict(num_chs=width, reduction=2, module="relu")]
         cin = width
@@ -147,7 +151,7 @@ class AttentionResNet(nn.Module):
                                     make_attention(cout, stage, options)))
                 cin = cout
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(num_chs=cout, reduction=4 * 2 ** stage, module=f"layer{stage + 1}"))
+            self.feature_info.append(dict(num_chs=cout, reduction=stem_reduction * 2 ** stage, module=f"layer{stage + 1}"))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
         self._init_weights(zero_init_residual)
@@ -166,24 +170,26 @@ class AttentionResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight if isinstance(m, BasicBlock) else m.bn3.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))   # [B, w, H/4, W/4]
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))   # [B, w, H/4, W/4] (H/2 without the pool)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return x                                               # [B, 8w*e, H/32, W/32]
+        return x                                               # [B, 8w*e, H/32, W/32] (H/16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))  # [B, classes]
 
 
 def attention_resnet(depth: int = 50, attention: str | None = None, num_classes: int = 1000,
-                     width: int = 64, zero_init_residual: bool = False, **options) -> AttentionResNet:
+                     width: int = 64, zero_init_residual: bool = False, stem_pool: bool = True,
+                     **options) -> AttentionResNet:
     """Build a ResNet-`depth` with `attention` in {None, "se", "eca", "cbam"} after every block.
 
     `options` are fields of `AttentionOptions` (ratio, bias, se_mode, k_size, gamma, b,
-    channel_mode, spatial_kernel, spatial_bn); `width` is the stem width (64 = torchvision).
+    channel_mode, spatial_kernel, spatial_bn); `width` is the stem width (64 = torchvision);
+    `stem_pool=False` drops the stem's 3x3/2 max-pool (same parameters, stages at twice the resolution).
     """
     valid = AttentionOptions.__dataclass_fields__
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
     return AttentionResNet(depth, attention, num_classes, width, AttentionOptions(**options),
-                           zero_init_residual)
+                           zero_init_residual, stem_pool)

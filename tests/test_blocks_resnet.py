@@ -115,3 +115,21 @@ def test_trains_in_train_mode(tiny_model):
     assert grads and all(g is not None for g in grads)
     # a 2-unit hidden layer may have a dead ReLU in a tiny model; the rest must learn
     assert sum(bool(g.abs().sum() > 0) for g in grads) >= 0.8 * len(grads)
+
+
+@pytest.mark.parametrize("attention,parameters", [(None, 703_386), ("cbam", 726_546)])
+def test_a_stem_without_its_max_pool_has_the_same_weights_and_twice_the_resolution(attention, parameters):
+    """stem_pool=False drops the parameter-free 3x3/2 max-pool: the names and shapes are torchvision's
+    as before (nothing in a file says which stem it had), every stage sees twice the resolution."""
+    pooled, unpooled = (attention_resnet(18, attention, num_classes=10, width=16, ratio=4, stem_pool=p)
+                        for p in (True, False))
+    assert n_params(unpooled) == n_params(pooled) == parameters
+    assert {k: v.shape for k, v in unpooled.state_dict().items()} == {k: v.shape for k, v in pooled.state_dict().items()}
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        assert pooled.forward_features(x).shape == (1, 128, 4, 4)
+        assert unpooled.forward_features(x).shape == (1, 128, 8, 8)
+        assert unpooled(x).shape == (1, 10)
+    assert [f["reduction"] for f in pooled.feature_info] == [2, 4, 8, 16, 32]
+    assert [f["reduction"] for f in unpooled.feature_info] == [2, 2, 4, 8, 16]
+    assert (pooled.stem_pool, unpooled.stem_pool) == (True, False)
