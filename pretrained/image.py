@@ -32,14 +32,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")   # JPEG covers phones' MPO files
-MAX_PIXELS = 50_000_000          # 50 MP: larger than a phone photo saved as PNG; 8K video frames are 33 MP
+MAX_PIXELS = 50_000_000          # 50 MP, for images decoded at their full size (all but JPEG); 8K video is 33 MP
 JPEG_MAX_PIXELS = 200_000_000    # decoded reduced (1/2 to 1/8 while decoding): a 200 MP phone photo at 1/4 is 12.5 MP
 BACKGROUND = (255, 255, 255)     # what transparent pixels are shown on
 LARGE_PIXELS = 16_000_000        # larger images are reduced while decoding: a model sees at most 1024 px
 LARGE_BYTES = 2 ** 27            # 128 MiB: decodes holding more take a slot; a 16 MP RGB photo (decoded
                                  # and its RGB copy, 4 bytes a pixel each) holds 128 MB
-DECODE_BYTES = 500_000_000       # the most one decode may hold: a 50 MP RGBA or float image, reduced, holds
-                                 # about 330 MB; a 50 MP progressive JPEG's coefficients (below) 300 MB
+DECODE_BYTES = 500_000_000       # the most one decode may hold: a 50 MP image of any mode holds at most 300 MB,
+                                 # a 50 MP progressive JPEG (coefficients, then the image at 1/2) 400 MB
 MAX_SCANS = 500                  # a progressive JPEG from libjpeg has 10 scans, tuned encoders a few dozen;
                                  # every scan is a pass over the whole image
 DECODE_SECONDS = 10.0            # wall clock for one decode, and for the wait for a slot
@@ -196,7 +196,8 @@ def _open(data: bytes, file: _Clocked) -> Image.Image:
 def _check_pixels(size: tuple[int, int], limit: int) -> None:
     width, height = size
     if width * height > limit:
-        raise ImageError(f"the image is {width} x {height} pixels ({_reads_over(width * height / 1e6, limit / 1e6)} MP); "
+        megapixels = _reads_over(width * height / 1e6, limit / 1e6)
+        raise ImageError(f"the image is {width} x {height} pixels ({megapixels} MP); "
                          f"the limit is {_plain(limit / 1e6)} MP -- please downscale it")
 
 
@@ -356,11 +357,11 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     32-bit integers and floats from their finite minimum and maximum (NaN shown as the minimum)."""
     lo, hi = (0.0, 65535.0) if image.mode.startswith("I;16") else _finite_range(image)
     scale = 255 / max(hi - lo, 1e-12)
-    out = np.empty((image.height, image.width), np.uint8)
-    for (left, top, right, bottom), values in _blocks(image):
+    out = Image.new("L", image.size)
+    for (left, top, _, _), values in _blocks(image):
         values = np.nan_to_num(values, nan=lo, posinf=hi, neginf=lo)
-        out[top:bottom, left:right] = np.clip((values - lo) * scale, 0, 255).round()
-    return Image.fromarray(out)
+        out.paste(Image.fromarray(np.clip((values - lo) * scale, 0, 255).round().astype(np.uint8)), (left, top))
+    return out
 
 
 def _finite_range(image: Image.Image) -> tuple[float, float]:
