@@ -8,9 +8,11 @@ import hashlib
 import io
 import json
 import logging
+import math
 import re
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
+from time import monotonic
 
 import pyarrow as pa
 import streamlit as st
@@ -47,6 +49,7 @@ KEPT_RESULTS = 6             # inspections with a user's checkpoint kept per ses
 SIDEBAR_CHARS = 30           # longer model labels are cut in the sidebar's select box
 SHOWN_CHARS = 600            # longer messages from the library or a file are cut in the middle
 NAME_CHARS = 120             # and so are longer file names
+UNCLAIMED_SECONDS = 30.0     # a stored file no uploader has held goes after this long (it may be on its way)
 SHOWN_PIXELS = 1024          # an image shown without a model: its longer side at most
 VIEWS = ["Block", "Overview", "Compare", "Intervene", "Downloads", "Study"]
 MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
@@ -278,19 +281,22 @@ def stored_files(ctx) -> set[str]:
 def bound_uploads() -> None:
     """Keep in Streamlit's store only the files this session's uploaders hold: its image, its camera
     shot and a weights file that has not loaded. The store keeps every file a session sends until
-    the session ends, also those that a newer upload replaced. A file no uploader holds goes at the
-    first run that finds it in the store a second time (one that arrived since the last run may be
-    on its way to its uploader)."""
+    the session ends, also those that a newer upload replaced. A file an uploader held goes once
+    none holds it; one that none has held yet (it may be on its way: a browser sends the file, then
+    the widget that holds it) after `UNCLAIMED_SECONDS`."""
     ctx = get_script_run_ctx()
     if ctx is None:
         return
     held = {value.file_id for value in map(st.session_state.get, list(st.session_state))
             if isinstance(value, UploadedFile)}
-    stored = stored_files(ctx)
-    stale = (stored - held) & st.session_state.get("stored_uploads", set())
-    for file_id in stale:
-        ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
-    st.session_state["stored_uploads"] = stored - stale
+    now, seen, kept = monotonic(), st.session_state.get("stored_uploads", {}), {}
+    for file_id in stored_files(ctx):
+        since = -math.inf if file_id in held else seen.get(file_id, now)      # when it was first seen unclaimed
+        if file_id in held or now - since < UNCLAIMED_SECONDS:
+            kept[file_id] = since
+        else:
+            ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
+    st.session_state["stored_uploads"] = kept
 
 
 def show_source(source: str) -> None:

@@ -107,7 +107,7 @@ def held(store: MemoryUploadedFileManager) -> tuple[int, int]:
     return len(files), sum(len(f.data) for f in files.values())
 
 
-def test_a_session_holds_only_its_current_image_and_one_weights_file(store):
+def test_a_session_holds_only_its_current_image_and_one_weights_file(store, monkeypatch):
     at = app()
     for i in range(5):                                            # new images, one after another
         data = image(i, 64 + 16 * i)
@@ -126,8 +126,11 @@ def test_a_session_holds_only_its_current_image_and_one_weights_file(store):
     assert held(store) == (1, len(data))                          # loaded: the weights file left the store
     store.add_file(SESSION, UploadedFileRec("stray", "stray.bin", "application/octet-stream", b"x" * 1000))
     at.run()                                                      # a file no uploader holds: it may be on its way
+    at.run()
     assert held(store) == (2, len(data) + 1000)
-    at.run()                                                      # still no uploader's: gone
+    later = app_page.monotonic() + app_page.UNCLAIMED_SECONDS
+    monkeypatch.setattr(app_page, "monotonic", lambda: later)
+    at.run()                                                      # still no uploader's after that long: gone
     assert held(store) == (1, len(data))
 
 
