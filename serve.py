@@ -11,9 +11,12 @@ script health check does: that run fills the process-wide caches (`st.cache_reso
 default model and the default page's inspection, which every session then shares, and imports
 what only a page needs (pandas, pyarrow, Altair). What both steps loaded is then kept out of the
 garbage collector's walks (`freeze`). A failed warm-up is only logged; the page then loads on
-first visit, as with `streamlit run app.py`.
+first visit, as with `streamlit run app.py`. What the app tells operators rather than visitors (a
+model's missing weights file and where it goes, a file that failed unforeseen) is logged by its
+modules' loggers (`app_page`, `study_page`, ...), written with their time and name (`log_format`).
 """
 import gc
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +25,14 @@ from streamlit import runtime
 from streamlit.logger import get_logger
 
 log = get_logger("attention_lens.serve")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_format() -> None:
+    """Warnings from the app's own loggers to the server's log with their time and logger name
+    (Streamlit formats only its own loggers, which do not propagate; without a handler Python
+    prints a bare message)."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
 
 
 def load_everything() -> None:
@@ -54,6 +65,7 @@ def freeze() -> None:
 
 @asynccontextmanager
 async def lifespan(_app):
+    log_format()
     load_everything()
     await warm_page()
     freeze()

@@ -661,6 +661,18 @@ def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch, caplog):
     assert_no_server_details(at, tmp_path)
 
 
+def test_the_server_log_says_when_and_which_module():
+    """`serve.py` writes the app's own warnings (what visitors are not shown) with their time and logger."""
+    import subprocess
+    import sys
+    code = ("import logging, serve; serve.log_format(); "
+            "logging.getLogger('app_page').warning('x is unavailable: put its file at /srv/weights/x.pth')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING app_page: x is unavailable: put its file at "
+                     r"/srv/weights/x\.pth$", out.stderr, re.M), out.stderr[-2000:]
+
+
 @pytest.fixture
 def official_home(tmp_path, monkeypatch):
     """A weights folder of our own, the model list read from it (and read again afterwards)."""
