@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-CHILD = """
+CHILD = r"""
 import io, json, re, sys, time
 from PIL import Image
 from pretrained.image import ImageError, decode_image

@@ -187,6 +187,7 @@ def test_a_gif_whose_second_frame_header_is_cut_is_damaged(into):
         decode_image(data[:second + into])
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_a_tiff_whose_next_page_is_missing_is_damaged():
     data = encode(Image.new("RGB", (16, 8), (255, 0, 0)), "TIFF")
     ifd = struct.unpack("<I", data[4:8])[0]
