@@ -63,16 +63,20 @@ def read_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
         obj, meta = _load(io.BytesIO(data), size, lambda: safetensors_from_bytes(data))
     else:
         path = os.fspath(source)
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
-        with f:
+        with open_weights(path) as f:
             size = os.fstat(f.fileno()).st_size
             obj, meta = _load(f, size, lambda: safetensors_from_file(path))
     state_dict = _check_tensors(_find_state_dict(obj))
     _check_storage(state_dict, size)
     return Checkpoint(strip_shared_prefix(state_dict), meta)
+
+
+def open_weights(path: str | os.PathLike):
+    """The file at `path`, open for reading, or a CheckpointError naming the path as given."""
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise CheckpointError(f"cannot read {os.fspath(path)}: {e.strerror or e}") from e
 
 
 def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:

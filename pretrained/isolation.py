@@ -4,46 +4,54 @@ or flood the process that serves everyone.
 `torch.load(weights_only=True)` runs no code, but its unpickler still builds whatever the pickle
 describes: a tuple nested a million deep (hashing it overflows the C stack), a dict key whose
 hash never ends, a 3 GB `bytearray` from 639 bytes. So every file not shipped with the app is
-read by `checkpoint.read_checkpoint` in a process of its own, forked from a server process that
-imported PyTorch once (`multiprocessing`'s forkserver: a read costs a fork, not a 3 s import):
+read by `checkpoint.read_checkpoint` in a process of its own, one file per process, forked from
+a fork server (`serve_forks`): one single-threaded process that imported PyTorch once, so a read
+costs a fork, not a 3 s import.
 
-- an address-space limit (what the child has mapped at its start, plus `Limits.memory(size)`),
+- an address-space limit (what the child has mapped once ready, plus `Limits.memory(size)`),
   a CPU-time limit, no core file, and a wall-clock timeout after which it is killed;
 - it hands back the tensors as a safetensors file (a format that cannot run or nest anything,
   read here by its own parser) and the checked metadata (`FileMetadata`) as JSON: the parent
   never unpickles anything the file wrote;
-- at most `PARSES` files are read at once, so a burst of uploads cannot fork the server out of
-  memory; a child that dies, hits a limit or overruns says which, as a `CheckpointError`.
+- at most `PARSES` files are read at once, so a burst of uploads cannot start processes without
+  bound; a child that dies, hits a limit or overruns says which, as a `CheckpointError`.
+
+Not `multiprocessing`'s forkserver: its children re-run the parent's `__main__`, which in a
+Streamlit server is the page script.
 """
+import itertools
 import json
-import multiprocessing
-import multiprocessing.forkserver
 import os
+import queue
 import resource
+import select
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, open_weights, read_checkpoint
 from .file_metadata import FileMetadata
 
 PARSES = threading.BoundedSemaphore(2)       # files read at once, process-wide
 STATUS_BYTES = 1 << 16                       # what a child may say beside its tensors (names excluded)
 WORK_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None   # files in memory where there is a tmpfs
-CONTEXT = multiprocessing.get_context("forkserver")
-CONTEXT.set_forkserver_preload([__name__])   # the forkserver imports torch once, for every child
+READY = b"ready\n"                          # the fork server's word that it has imported what it needs
+START_SECONDS = 120                          # for the fork server to get ready (imports, on a busy machine)
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass(frozen=True)
 class Limits:
     seconds: float = 30.0           # wall clock, then the child is killed
     cpu_seconds: int = 30           # CPU time (RLIMIT_CPU)
-    base_bytes: int = 768 << 20     # address space beyond what the child has mapped at its start ...
+    base_bytes: int = 768 << 20     # address space beyond what the child has mapped when ready ...
     bytes_per_byte: int = 4         # ... plus this many bytes per byte of the file (tensors, their copies, the output)
     wait_seconds: float = 60.0      # for a free slot (`PARSES`), then "busy"
 
@@ -52,6 +60,65 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+class ForkServer:
+    """The fork server, seen from the parent: jobs go to its stdin as JSON lines; it answers
+    "<job> started <pid>" when a job's child starts and "<job> exit <code>" when it ends (read by
+    one listening thread, handed to the job's caller)."""
+
+    def __init__(self):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-c", f"from {__name__} import serve_forks; serve_forks()"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=PACKAGE_ROOT)
+        self.ready, self.replies, self.jobs, self.writing = threading.Event(), {}, itertools.count(), threading.Lock()
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, path: Path, work: Path, limits: Limits) -> int:
+        """The exit code of a child that read `path` into `work`; a CheckpointError on a timeout."""
+        job, replies = next(self.jobs), queue.Queue()
+        self.replies[job] = replies
+        try:
+            if not self.ready.wait(START_SECONDS):
+                raise CheckpointError("the server could not start a reader for the file; please try again")
+            with self.writing:
+                self.process.stdin.write(json.dumps({"job": job, "path": str(path), "work": str(work),
+                                                     "limits": asdict(limits)}).encode() + b"\n")
+                self.process.stdin.flush()
+            pid = replies.get(timeout=START_SECONDS)
+            if pid is None:
+                raise OSError("the fork server ended")
+            try:
+                code = replies.get(timeout=limits.seconds)
+            except queue.Empty:          # still reading: a crafted file (a pickle whose hashing never ends)
+                os.kill(pid, signal.SIGKILL)
+                replies.get()
+                raise CheckpointError(f"refused: reading this file took over {limits.seconds:.0f} s, far longer "
+                                      "than any weights file of its size takes (a file crafted to stall the reader)")
+            if code is None:
+                raise OSError("the fork server ended")
+            return code
+        except (queue.Empty, OSError) as e:     # the fork server itself is gone
+            raise CheckpointError("the server could not start a reader for the file; please try again") from e
+        finally:
+            del self.replies[job]
+
+    def _listen(self) -> None:
+        for line in self.process.stdout:
+            if line == READY:
+                self.ready.set()
+                continue
+            job, _, value = line.split()
+            self.replies[int(job)].put(int(value))
+        for replies in list(self.replies.values()):     # the fork server is gone: so are its children
+            replies.put(None)
+
+
+_server: list[ForkServer] = []
+_server_lock = threading.Lock()
 
 
 def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) -> Checkpoint:
@@ -65,29 +132,26 @@ def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) ->
                 path = work / "upload"
                 path.write_bytes(source)
             else:
+                open_weights(source).close()        # a missing file is named as the caller gave it
                 path = Path(source)
-            return _run(path, work, limits)
+            return _read(path.resolve(), work, limits)
     finally:
         PARSES.release()
 
 
-def warm() -> None:
-    """Start the forkserver now (it imports PyTorch: seconds), so that the first upload does not wait."""
-    multiprocessing.forkserver.ensure_running()
+def warm() -> ForkServer:
+    """The fork server, started now if it is not running (it imports PyTorch: seconds)."""
+    with _server_lock:
+        if not (_server and _server[0].alive()):
+            _server[:] = [ForkServer()]
+        return _server[0]
 
 
-def _run(path: Path, work: Path, limits: Limits) -> Checkpoint:
-    child = CONTEXT.Process(target=_child, args=(str(path), str(work), limits), daemon=True)
-    child.start()
-    child.join(limits.seconds)
-    if child.exitcode is None:                 # still reading: a crafted file (a pickle whose hashing never ends)
-        child.kill()
-        child.join()
-        raise CheckpointError(f"refused: reading this file took over {limits.seconds:.0f} s, far longer than "
-                              "any weights file of its size takes (a file crafted to stall the reader)")
+def _read(path: Path, work: Path, limits: Limits) -> Checkpoint:
+    code = warm().run(path, work, limits)
     status = _status(work / "status.json")
-    if child.exitcode != 0 or status is None:
-        raise CheckpointError(_death(child.exitcode, limits))
+    if code != 0 or status is None:
+        raise CheckpointError(_death(code, limits))
     if "error" in status:
         raise CheckpointError(status["error"])
     state_dict = load_file(work / "tensors.safetensors")
@@ -157,3 +221,37 @@ def _mapped_bytes() -> int:
     with open("/proc/self/status") as f:
         line = next(line for line in f if line.startswith("VmSize:"))
     return int(line.split()[1]) * 1024
+
+
+def serve_forks() -> None:
+    """The fork server's life: say it is ready, then fork a child for each job line on stdin, and
+    report when each starts and ends. Single-threaded, so every fork is safe; when its parent goes
+    (stdin closes), it kills its children and ends."""
+    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)                                   # anything printed goes to stderr, not into the replies
+    replies.write(READY)
+    running, pending = {}, b""
+    while True:
+        if select.select([0], [], [], 0.02 if running else None)[0]:
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                job = json.loads(line)
+                pid = os.fork()
+                if pid == 0:                        # the child: one file, then gone, whatever happens
+                    code = 1
+                    try:
+                        os.close(0)
+                        replies.close()
+                        _child(job["path"], job["work"], Limits(**job["limits"]))
+                        code = 0
+                    finally:
+                        os._exit(code)
+                running[pid] = job["job"]
+                replies.write(f"{job['job']} started {pid}\n".encode())
+        while running and (ended := os.waitpid(-1, os.WNOHANG))[0]:
+            replies.write(f"{running.pop(ended[0])} exit {os.waitstatus_to_exitcode(ended[1])}\n".encode())
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)

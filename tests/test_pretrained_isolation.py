@@ -53,6 +53,30 @@ def test_safetensors_metadata_comes_back_checked_and_canonical():
          "std": [0.229, 0.224, 0.225]})}
 
 
+def test_a_dead_fork_server_is_replaced(monkeypatch):
+    from pretrained import isolation
+    server = isolation.warm()
+    server.process.kill()
+    server.process.wait()
+    assert list(read_isolated(saved({"w": torch.ones(2)})).state_dict) == ["w"]
+    assert isolation.warm() is not server and isolation.warm().alive()
+
+
+def test_the_child_does_not_run_the_callers_main_script(tmp_path, monkeypatch):
+    """multiprocessing's children re-run `__main__`: in a Streamlit server, the page script."""
+    import sys
+    import types
+    from pretrained import isolation
+    script = tmp_path / "page.py"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('yes')\n")
+    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__=str(script), __spec__=None))
+    old = isolation.warm().process                          # a fresh fork server, started under this __main__
+    old.kill()
+    old.wait()
+    assert list(read_isolated(saved({"w": torch.ones(2)})).state_dict) == ["w"]
+    assert not (tmp_path / "ran").exists()
+
+
 # --- crafted files: each would crash, freeze or flood the server if read in it ------------------
 
 def test_a_tuple_nested_a_million_deep_crashes_only_the_child():
