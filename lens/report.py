@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 import pretrained
 from blocks import attention_sites
 from viz import figure_png, spatial_view_figure
+from viz.markup import literal
 
 from .card_notes import model_note
 from .domain_note import domain_note
@@ -51,7 +52,7 @@ def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | N
     """Each figure of one image's report with its path in the report's folder, headed (above its
     own title) by `heading`: a slide names the image, the model and the top prediction. `cams`:
     each block's Grad-CAM (`Inspection.grad_cams`), drawn beside its map."""
-    text = heading(inspection).replace("$", r"\$")        # a '$' in a file name or label is no maths
+    text = literal(heading(inspection))        # a '$' in a file name or label is no maths
 
     def headed(fig: Figure) -> Figure:
         fig.suptitle("\n".join(filter(None, (text, fig.get_suptitle()))), fontsize=9, wrap=True)

@@ -391,3 +391,17 @@ def test_colour_strip_has_an_edge_so_its_ends_show_on_any_page(cmap):
     assert (edge == 128).all()                                   # a grey frame, visible on white and on black
     assert strip[5, 1].tolist() == [round(255 * c) for c in __import__("matplotlib").colormaps[cmap](0.0)[:3]]
     assert strip[5, -2].tolist() == [round(255 * c) for c in __import__("matplotlib").colormaps[cmap](1.0)[:3]]
+
+
+def test_user_text_with_dollar_signs_is_drawn_literally():
+    """A class or file name like `$\\nope$` would be read as maths: a bad formula fails the figure."""
+    from viz.study import class_maps_figure, excitation_figure
+    name = r"a $\nope$ cat"
+    image = Image.new("RGB", (32, 32))
+    figures = [heatmap_figure(image, np.ones((4, 4)) * 0.5, title=name),
+               channel_weights_figure(np.linspace(0, 1, 8), title=name),
+               excitation_figure(np.ones((2, 8)) * 0.5, [name, "dog"], name),
+               class_maps_figure(np.ones((2, 4, 4)) * 0.5, [name, "dog"], name, image_size=16)]
+    for fig in figures:
+        assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures[0].axes[0].get_title() == r"a \$\nope\$ cat"      # escaped: drawn as typed

@@ -4,6 +4,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .figure import new_figure
+from .markup import literal
 
 BAR, TOP_BAR = "#3b75af", "#f28e2b"   # every channel; the top-k channels
 LISTED = 10                            # sorted charts list at most this many top-k channels
@@ -78,7 +79,7 @@ def channel_weights_figure(weights, *, sort: bool = False, top_k: int = 5, fixed
         ax.set_ylim(*fixed_limits(w))
     ax.set_xlabel("channels sorted by weight (rank)" if sort else "channel")
     ax.set_ylabel("weight")
-    ax.set_title(title or f"{len(w)} channel weights", fontsize=10)
+    ax.set_title(literal(title) if title else f"{len(w)} channel weights", fontsize=10)
     return fig
 
 
@@ -94,7 +95,7 @@ def channel_depth_figure(names: list[str], weights: list, title: str = "Channel 
     ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=90, fontsize=7)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("channel weight")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(literal(title), fontsize=10)
     return fig
 
 

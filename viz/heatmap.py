@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .figure import new_figure
+from .markup import literal
 from .spatial_view import SpatialView, display_range
 from .upsample import as_map, upsample
 
@@ -49,7 +50,7 @@ def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alph
     ax.imshow(overlay(image, attention_map, cmap=cmap, alpha=alpha, stretch=stretch, cells=cells))
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10, wrap=True)
+        ax.set_title(literal(title), fontsize=10, wrap=True)
     if colorbar:
         scale = "stretched to this map" if stretch else "fixed 0-1 scale"
         fig.colorbar(ScalarMappable(Normalize(lo, hi), cmap), ax=ax, shrink=0.8, label=f"{units} ({scale})")

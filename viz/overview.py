@@ -5,6 +5,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .figure import new_figure
+from .markup import literal
 from .heatmap import overlay
 from .spatial_view import SpatialView, shared_scale
 
@@ -28,8 +29,8 @@ def spatial_grid_figure(image: Image.Image, rows: list[list[tuple[str, SpatialVi
         for j, (title, view) in enumerate(row):
             axes[i, j].imshow(overlay(image, view.values, cmap=cmap, alpha=0.0 if view.note else alpha,
                                       stretch=not fixed, cells=cells))
-            axes[i, j].set_title(title, fontsize=7, wrap=True)
-    label = views[-1].label
+            axes[i, j].set_title(literal(title), fontsize=7, wrap=True)
+    label = literal(views[-1].label)
     fig.suptitle(label if fixed else f"{label}\neach map stretched to its own range: colours do not compare "
                  "across blocks", fontsize=9)
     if fixed:

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figure import new_figure
+from .markup import literal
 from .upsample import upsample
 
 
@@ -19,12 +20,12 @@ def excitation_figure(means, class_names, block: str) -> Figure:
     fig = new_figure(7.0, 3.2)
     ax = fig.add_subplot()
     for k, name in enumerate(class_names):
-        ax.plot(np.arange(means.shape[1]), means[k], linewidth=0.9, label=name)
+        ax.plot(np.arange(means.shape[1]), means[k], linewidth=0.9, label=literal(name))
     ax.set_xlim(-0.5, means.shape[1] - 0.5)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("channel index")
     ax.set_ylabel("mean excitation")
-    ax.set_title(f"{block}: mean channel weights per class", fontsize=10)
+    ax.set_title(f"{literal(block)}: mean channel weights per class", fontsize=10)
     if len(class_names) <= 12:
         ax.legend(fontsize=7, ncol=2, loc="lower right", framealpha=0.8)
     return fig
@@ -90,7 +91,7 @@ def class_maps_figure(maps, class_names, block: str, image_size: int, cmap: str 
         ax.axis("off")
     for ax, values, name in zip(axes.ravel(), maps, class_names):
         image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high if high > low else low + 1)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(literal(name), fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8)
-    fig.suptitle(f"{block}: mean map per class", fontsize=10)
+    fig.suptitle(f"{literal(block)}: mean map per class", fontsize=10)
     return fig
