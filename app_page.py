@@ -826,7 +826,7 @@ def show_page() -> None:
             st.warning(note)
     with right:
         st.subheader("Predictions")
-        st.caption(md(model.description))
+        st.caption(shown(model.description))          # it may quote a file's name or path
         show_predictions(inspection)
         if model.source == "bundled" and (note := model_note(model.name)):
             st.caption(note)
