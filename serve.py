@@ -6,7 +6,8 @@
 visitor then waits while PyTorch is imported, the default model is loaded and its first forward
 pass runs. Here, before the server accepts connections (so that none of this competes with
 serving a browser, and `/_stcore/health` answers only once the page is ready), the server imports
-PyTorch and the library, runs the default model once, then runs `app.py` once as Streamlit's
+PyTorch and the library, starts the process that reads users' weights files
+(`pretrained.isolation`), runs the default model once, then runs `app.py` once as Streamlit's
 script health check does: that run fills the process-wide caches (`st.cache_resource`) with the
 default model and the default page's inspection, which every session then shares, and imports
 what only a page needs (pandas, pyarrow, Altair). What both steps loaded is then kept out of the
@@ -36,9 +37,13 @@ def log_format() -> None:
 
 
 def load_everything() -> None:
-    """Import PyTorch, timm and the library, and run the default model once: most of a cold start."""
+    """Start the fork server that reads users' weights files (it imports PyTorch in its own process,
+    meanwhile), import PyTorch, timm and the library, and run the default model once: most of a
+    cold start."""
     import lens
     import pretrained
+    from pretrained import isolation
+    isolation.warm()
     pretrained.available()                                       # imports timm for its model list
     model = pretrained.load(pretrained.DEFAULT_MODEL)
     lens.inspect_image(model, Path(__file__).parent / "assets" / "shapes-circle.png")
