@@ -21,7 +21,7 @@ from lens.localisation import MEASURES
 from .bundled import CARD_JSON, WEIGHTS_DIR
 from .evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, correct,
                          gate_off_costs, localisation, saturation)
-from .registry import load
+from .registry import load_trained
 from .shapes import SHIFTS
 from .train import LOGIT_MARGIN, RECIPES, Recipe
 
@@ -57,7 +57,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
     """Everything the card says about model `name` (`weights/<name>.safetensors`), measured now. The
     localisation baselines come from the plain model in the same folder (none without one)."""
     path = weights / f"{name}.safetensors"
-    loaded = load(path, device="cpu")           # the card's numbers are the CPU's, wherever it runs
+    loaded = load_trained(path)                 # on the CPU: the card's numbers are the CPU's, wherever it runs
     attention = loaded.model.attention
     training = training_metadata(path)
     version = training.get("dataset_version", 1)
@@ -77,7 +77,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
         saturated = saturation(loaded.model, test)
         costs = gate_off_costs(loaded.model, test, list(saturated), result["accuracy"][IN_DISTRIBUTION])
         plain = weights / f"{PLAIN}.safetensors"
-        places = localisation(loaded.model, load(plain, device="cpu").model if plain.exists() else None, test)
+        places = localisation(loaded.model, load_trained(plain).model if plain.exists() else None, test)
         result["blocks"] = {b: {"saturated": saturated[b], "gate_off_cost": costs[b], "localisation": places[b]}
                             for b in saturated}
     return result
@@ -192,8 +192,9 @@ def _training_rows(card: dict) -> str:
                     f"`{n}` {c['training']['train_seconds'] / 60:.1f} min, {c['training']['validation_accuracy']:.1%}"
                     for n, c in card.items()) + ".")
     head = ("| model | epochs | wall time | threads | final validation accuracy |\n|---|---|---|---|---|")
-    rows = [f"| `{n}` | {len(log['epochs'])} | {log['wall_seconds'] / 60:.1f} min | {', '.join(map(str, log['threads']))} | "
-            f"{log['epochs'][-1]['validation_accuracy']:.1%} |" for n, log in logs.items()]
+    rows = [f"| `{n}` | {len(log['epochs'])} | {log['wall_seconds'] / 60:.1f} min{_devices(log)} | "
+            f"{', '.join(map(str, log['threads']))} | {log['epochs'][-1]['validation_accuracy']:.1%} |"
+            for n, log in logs.items()]
     rows += [f"| `{n}` | no log bundled | | | |" for n in card if n not in logs]
     epochs = max(len(log["epochs"]) for log in logs.values())
     per_epoch = ["| epoch | " + " | ".join(f"`{n}` loss / validation" for n in logs) + " |",
@@ -205,17 +206,30 @@ def _training_rows(card: dict) -> str:
     return "\n".join([head, *rows, "", *per_epoch])
 
 
+def _devices(log: dict) -> str:
+    """The wall time's ' on NVIDIA H200': the devices a log's epochs ran on (older logs name none)."""
+    devices = sorted({e["device"] for e in log["epochs"] if "device" in e})
+    return f" on {', '.join(devices)}" if devices else ""
+
+
 def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
 
 def recipe_reasons(recipe: dict) -> str:
     """The recipe's number in `train.RECIPES` (fields a log lacks take `Recipe`'s defaults, as
-    `train` reads old checkpoints), its fields, and why its choices, one line per choice."""
-    recipe = {**asdict(Recipe()), **recipe}
+    `train` reads old checkpoints), its fields as logged, and why its choices, one line per choice."""
+    logged, recipe = recipe, {**asdict(Recipe()), **recipe}
     number = next((n for n, r in RECIPES.items() if asdict(r) == recipe), None)
     lines = [(f"Recipe {number} of `pretrained/train.py`" if number else "A recipe not in `pretrained/train.py`")
-             + f": `{json.dumps(recipe)}`."]
+             + f": `{json.dumps(logged)}`."]
+    if not recipe["stem_pool"]:
+        lines.append("- No max-pool after the stem: every feature map twice as fine (the resolution pilot, 160 px, "
+                     "gained most on small objects, which make most errors), for the same parameters.")
+    if recipe["batch"] > Recipe.batch:
+        lines.append(f"- Batch {recipe['batch']} at learning rate {recipe['lr']:g} (recipe 4: {Recipe.batch} at "
+                     f"{Recipe.lr:g}): fewer, fuller steps for a GPU, the rate scaled by Adam's square-root rule "
+                     "(Malladi et al., 2022).")
     if recipe["label_smoothing"] == 0:
         lines.append("- No label smoothing: it caps the optimal logit margin, so a gate that only rescales "
                      "features can be switched off and raise the top class's confidence at no cost in accuracy "

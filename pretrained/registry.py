@@ -16,10 +16,13 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
+from blocks import attention_resnet
+
 from .architecture import model_from_state_dict
-from .checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import CheckpointError, build_strictly, read_checkpoint
 from .file_metadata import FileMetadata
 from .isolation import read_isolated
 from .device import resolve_device
@@ -97,7 +100,8 @@ def bundled_description(arch: dict, training: dict, classes: int) -> str:
     """What the sidebar says about a bundled model, from its weights' metadata."""
     recipe = training["recipe"]
     smoothing = recipe["label_smoothing"]
-    text = (f"{(arch['attention'] or 'plain').upper()} ResNet-{arch['depth']} (width {arch['width']}) trained on the "
+    stem = "" if arch.get("stem_pool", True) else ", no stem max-pool"
+    text = (f"{(arch['attention'] or 'plain').upper()} ResNet-{arch['depth']} (width {arch['width']}{stem}) trained on the "
             f"bundled shapes dataset (v{recipe.get('dataset', 1)}); works offline "
             f"({training['validation_accuracy']:.1%} validation accuracy).")
     if smoothing:       # the targets were never one-hot: a sure answer cannot reach 100%
@@ -176,8 +180,24 @@ def _load_entry(entry: ModelEntry) -> LoadedModel:
         raise ModelUnavailable(f"{entry.name} is loaded from the authors' checkpoint file, which is "
                                f"not on this machine: download {entry.path.name} from the paper's "
                                f"repository and put it at {entry.path}")
-    loaded = _load_file(entry.path, entry.name, shipped=entry.source == "bundled")
+    loaded = load_trained(entry.path) if entry.source == "bundled" else _load_file(entry.path, entry.name)
     return LoadedModel(entry.name, entry.source, loaded.model, entry.preprocess, loaded.labels, entry.description)
+
+
+def load_trained(path: Path) -> LoadedModel:
+    """A file `pretrained.train.save` wrote (a bundled model, or a candidate beside the model card),
+    on the CPU: built as its `architecture` metadata says, since the stem's max-pool leaves no trace
+    in the weights, and holding them strictly. safetensors only (nothing is unpickled), read in this
+    process: for files made here; a user's file is read in isolation and inferred from its weights."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    arch, training = json.loads(meta["architecture"]), json.loads(meta["training"])
+    labels = tuple(json.loads(meta["labels"]))
+    model = build_strictly(lambda: attention_resnet(arch["depth"], arch["attention"], arch["num_classes"], arch["width"],
+                                                    stem_pool=arch.get("stem_pool", True), **arch["options"]),
+                           load_file(str(path))).eval()
+    return LoadedModel(path.stem, "bundled", model, Preprocess(**json.loads(meta["preprocess"])), labels,
+                       bundled_description(arch, training, len(labels)))
 
 
 def _load_file(source: Path | bytes, name: str, shipped: bool = False) -> LoadedModel:

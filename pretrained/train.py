@@ -1,6 +1,7 @@
 """Train the bundled offline models on the procedural shapes dataset (`pretrained.shapes`).
 
     python -m pretrained.train --attention cbam      # or se, eca, none; recipe 4 (v2); see --help
+    python -m pretrained.train_all --recipe 5 --out DIR   # all four on a GPU, within minutes
 
 Writes `<name>.safetensors` (fp16) whose metadata describes the architecture, the preprocessing,
 the class names and the training, so `pretrained.load` needs nothing else, and `<name>.train.json`:
@@ -48,12 +49,29 @@ the targets are one-hot.
   test scenes rendered at 160 px: 93.4% in distribution, 87.6% small, 93.8% grayscale, 89.6% low
   contrast, 91.6% clutter, 50.0% for objects under 15% of the side; attention off costs 11.8
   points (layer1.0). Better than 128 px on every set, short of the 95% / 90% targets.
+- 5 (for a lent GPU, all four at once: `python -m pretrained.train_all --recipe 5 --out DIR`, sized
+  to fit 8 minutes on an H200; 2 CPU cores would need hours): recipe 4 with
+  - no stem max-pool (`stem_pool=False`): the lever the pilot measured is resolution (160 px: +2.0
+    in distribution, +6.8 on below-median objects), and objects under 15% of the side are the most
+    errors (46-56% correct). Dropping the pool makes every feature map twice as fine (layer1 64x64,
+    layer4 8x8 on 128 px; 160 px gave 1.25x) for the same parameters, 3.4x the FLOPs and 1.2-1.6x
+    the CPU forward at batch 1 (`bench/recipe5_speed.py`). 128 px stays: 160 px on top would be
+    6.3x the FLOPs and 1.3x the rendering, and would not fit the 8 minutes with 80k images.
+  - width 16 kept: width 32 is 4x the FLOPs and was never piloted; the budget goes to resolution.
+  - 80,000 images, 25 epochs: twice the distinct scenes of recipe 4 and 1.7x its 1.2 M image-steps
+    (more scenes rather than more passes over the same ones).
+  - batch 384, learning rate 0.008: four times recipe 4's batch keeps a GPU's kernels full (a step of
+    96 images of this small net is launch-bound there); twice its rate by Adam's square-root scaling
+    rule (Malladi et al., "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", 2022).
+  - as recipe 4: no label smoothing, the saturation penalty 0.1 beyond +-6 with the ordinary gate
+    decay (0.0% saturated in every block of the bundled models), bf16 autocast and channels-last
+    (on the GPU too), and attention never supervised (the masks are not used).
 """
 import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +85,7 @@ from .bundled import MEAN, STD, WEIGHTS_DIR, model_name, to_input
 from .shapes import CLASSES, render_batch
 
 TRAIN_SEED, VALIDATION_SEED = 0, 1                          # TEST_SEED (model card) is 2026
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,7 @@ class Recipe:
     seed: int = 0
     mixed_precision: bool = False   # bf16 autocast, channels-last: 1.7x faster on an AVX512-BF16 CPU
     gate_logit_penalty: float = 0.0  # weight of the penalty on channel-gate logits beyond +-LOGIT_MARGIN
+    stem_pool: bool = True          # the stem's 3x3/2 max-pool (False: every stage at twice the resolution)
 
 
 RECIPES = {
@@ -96,7 +116,10 @@ RECIPES = {
               mixed_precision=True),
     4: Recipe(dataset=2, train_images=40_000, epochs=30, label_smoothing=0.0, gate_weight_decay=0.05,
               mixed_precision=True, gate_logit_penalty=0.1),
+    5: Recipe(dataset=2, stem_pool=False, train_images=80_000, epochs=25, batch=384, lr=8e-3, label_smoothing=0.0,
+              gate_weight_decay=0.05, mixed_precision=True, gate_logit_penalty=0.1),
 }
+BUNDLED_RECIPE = 4              # the recipe of the weights in pretrained/weights/: the command's default
 LOGIT_MARGIN = 6.0              # sigmoid(6) = 0.9975: a gate can say "keep" or "drop" clearly and still move
 
 
@@ -112,10 +135,47 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x.rot90(int(torch.randint(4, (), generator=generator)), (2, 3))
 
 
+@dataclass(frozen=True)
+class Data:
+    """The training and validation sets a run keeps in memory: uint8 images [N, H, W, 3], int64 labels [N]."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+
+    @classmethod
+    def render(cls, recipe: Recipe, render=None) -> "Data":
+        """The recipe's sets, each drawn by `render(seed, count, recipe)` -> (images, labels) as numpy
+        arrays (default `rendered`: one core)."""
+        render = render or rendered
+        sets = (render(TRAIN_SEED, recipe.train_images, recipe), render(VALIDATION_SEED, recipe.validation_images, recipe))
+        return cls(*(torch.from_numpy(a) for images, labels in sets for a in (images, labels)))
+
+    def to(self, device: torch.device) -> "Data":
+        return Data(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+def rendered(seed: int, count: int, recipe: Recipe, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Samples start..start+count-1 of `seed` at the recipe's size and dataset version: the images and
+    labels (the masks are not used: attention is never supervised)."""
+    images, _, labels = render_batch(seed, start, count, recipe.size, recipe.dataset)
+    return images, labels
+
+
+def inputs(images: torch.Tensor) -> torch.Tensor:
+    """`to_input` on the images' device: its mean and std tensors are made there too."""
+    with images.device:
+        return to_input(images)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
 @torch.inference_mode()
 def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     model.eval()
-    correct = sum(int((model(to_input(images[i:i + batch])).argmax(1) == labels[i:i + batch]).sum())
+    correct = sum(int((model(inputs(images[i:i + batch])).argmax(1) == labels[i:i + batch]).sum())
                   for i in range(0, len(images), batch))
     return correct / len(images)
 
@@ -128,11 +188,6 @@ def parameter_groups(model: torch.nn.Module, recipe: Recipe) -> list[dict]:
             {"params": gate, "weight_decay": recipe.gate_weight_decay}]
 
 
-def _data(seed: int, count: int, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
-    images, _, labels = render_batch(seed, 0, count, recipe.size, recipe.dataset)   # the masks are not used
-    return torch.from_numpy(images), torch.from_numpy(labels)
-
-
 _MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray     # numpy 2 / 1.26
 # what np.random.get_state() pickles: the only objects besides tensors a training checkpoint holds,
 # so a checkpoint is read with weights_only=True like any other file
@@ -143,12 +198,14 @@ def _layout(recipe: Recipe) -> torch.memory_format:
     return torch.channels_last if recipe.mixed_precision else torch.contiguous_format
 
 
-def build(attention: str | None, recipe: Recipe) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """A freshly initialised model (in the recipe's memory layout) and its optimizer."""
+def build(attention: str | None, recipe: Recipe, device: torch.device = CPU
+          ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A freshly initialised model (initialised on the CPU, then on `device` in the recipe's memory
+    layout) and its optimizer (fused on a GPU: one kernel per step)."""
     model = attention_resnet(recipe.depth, attention, num_classes=len(CLASSES), width=recipe.width,
-                             ratio=recipe.ratio, zero_init_residual=True)
-    model = model.to(memory_format=_layout(recipe))
-    return model, torch.optim.AdamW(parameter_groups(model, recipe), lr=recipe.lr)
+                             ratio=recipe.ratio, zero_init_residual=True, stem_pool=recipe.stem_pool)
+    model = model.to(device, memory_format=_layout(recipe))
+    return model, torch.optim.AdamW(parameter_groups(model, recipe), lr=recipe.lr, fused=device.type == "cuda")
 
 
 class GateLogits:
@@ -173,17 +230,18 @@ class GateLogits:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, labels: torch.Tensor,
-               recipe: Recipe) -> float:
-    """One optimisation step on inputs `x` [B, 3, H, W]; returns the classification loss."""
+               recipe: Recipe) -> torch.Tensor:
+    """One optimisation step on inputs `x` [B, 3, H, W] (on the model's device); returns the
+    classification loss as a 0-d tensor there, so that a GPU step needs no wait for the last one."""
     x = x.contiguous(memory_format=_layout(recipe))
-    with torch.autocast("cpu", torch.bfloat16, enabled=recipe.mixed_precision), GateLogits(model) as gates:
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=recipe.mixed_precision), GateLogits(model) as gates:
         logits = model(x)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
     penalised = recipe.gate_logit_penalty and gates.logits
     optimizer.zero_grad(set_to_none=True)
     (loss + recipe.gate_logit_penalty * gates.penalty() if penalised else loss).backward()
     optimizer.step()
-    return loss.item()
+    return loss.detach()
 
 
 class RecipeMismatch(SystemExit):
@@ -194,7 +252,7 @@ def _load_checkpoint(path: Path, attention: str | None, recipe: Recipe) -> dict 
     if not path.exists():
         return None
     with torch.serialization.safe_globals(NUMPY_RNG_STATE):
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     ours = {"attention": attention, **asdict(recipe)}
     theirs = {"attention": state["attention"], **asdict(Recipe()), **state["recipe"]}   # older: defaults
     differ = [f"{k}: checkpoint {theirs.get(k)!r}, now {v!r}" for k, v in ours.items() if theirs.get(k) != v]
@@ -213,12 +271,14 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def train(attention: str | None, recipe: Recipe, checkpoint_dir: Path, log=print) -> tuple[torch.nn.Module, dict]:
-    """Train (or resume) one model; returns it in eval mode and its training log."""
+def train(attention: str | None, recipe: Recipe, checkpoint_dir: Path, log=print, data: Data | None = None,
+          device: torch.device = CPU) -> tuple[torch.nn.Module, dict]:
+    """Train (or resume) one model on `device`, on `data` (rendered here if None); returns it in eval
+    mode and its training log."""
     start = time.perf_counter()
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
-    model, optimizer = build(attention, recipe)
+    model, optimizer = build(attention, recipe, device)
     steps_per_epoch = recipe.train_images // recipe.batch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
                                                    pct_start=0.15)
@@ -238,27 +298,30 @@ def train(attention: str | None, recipe: Recipe, checkpoint_dir: Path, log=print
 
     remaining = range(len(history["epochs"]), recipe.epochs)
     if remaining:                                           # a finished run needs no data
-        images, labels = _data(TRAIN_SEED, recipe.train_images, recipe)
-        val_images, val_labels = _data(VALIDATION_SEED, recipe.validation_images, recipe)
-        log(f"generated {len(images)} training images in {time.perf_counter() - start:.0f} s")
+        if data is None:
+            data = Data.render(recipe)
+            log(f"generated {len(data.images)} training images in {time.perf_counter() - start:.0f} s")
+        data = data.to(device)
     history["wall_seconds"] += time.perf_counter() - start
 
     for epoch in remaining:
         began = time.perf_counter()
         model.train()
-        order = torch.randperm(len(images), generator=generator)
+        order = torch.randperm(len(data.images), generator=generator).to(device)
         losses = []
         for step in range(steps_per_epoch):
             idx = order[step * recipe.batch:(step + 1) * recipe.batch]
-            losses.append(train_step(model, optimizer, augment(to_input(images[idx]), generator), labels[idx], recipe))
+            losses.append(train_step(model, optimizer, augment(inputs(data.images[idx]), generator),
+                                     data.labels[idx], recipe))
             schedule.step()
             if step % 50 == 0:
                 log(f"epoch {epoch + 1}/{recipe.epochs} step {step}/{steps_per_epoch} "
-                    f"loss {np.mean(losses[-50:]):.3f} ({time.perf_counter() - began:.0f} s into the epoch)")
+                    f"loss {torch.stack(losses[-50:]).mean():.3f} ({time.perf_counter() - began:.0f} s into the epoch)")
+        loss = torch.stack(losses).mean().item()            # waits for the device's last step
         seconds = time.perf_counter() - began
-        history["epochs"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                                  "validation_accuracy": accuracy(model, val_images, val_labels),
-                                  "seconds": round(seconds, 1)})
+        history["epochs"].append({"epoch": epoch + 1, "loss": loss,
+                                  "validation_accuracy": accuracy(model, data.val_images, data.val_labels),
+                                  "seconds": round(seconds, 1), "device": device_name(device)})
         history["wall_seconds"] += time.perf_counter() - began
         _save_checkpoint(path, {"attention": attention, "recipe": asdict(recipe), "model": model.state_dict(),
                                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
@@ -277,13 +340,14 @@ def save(model: torch.nn.Module, attention: str | None, recipe: Recipe, info: di
                 "dataset_version": recipe.dataset, "recipe": asdict(recipe)}
     metadata = {
         "architecture": json.dumps({"depth": recipe.depth, "attention": attention, "width": recipe.width,
-                                    "num_classes": len(CLASSES), "options": {"ratio": recipe.ratio}}),
+                                    "num_classes": len(CLASSES), "options": {"ratio": recipe.ratio},
+                                    "stem_pool": recipe.stem_pool}),
         "preprocess": json.dumps({"input_size": recipe.size, "crop_pct": 1.0, "interpolation": "bilinear",
                                   "mean": MEAN, "std": STD}),
         "labels": json.dumps(list(CLASSES)),
         "training": json.dumps(training),
     }
-    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
     (out / f"{model_name(attention)}.train.json").write_text(json.dumps(info, indent=1) + "\n")
     return path
@@ -293,8 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train a bundled shapes model, resuming from its last "
                                                  "checkpoint (progress is printed).")
     parser.add_argument("--attention", choices=["none", "se", "eca", "cbam"], required=True)
-    parser.add_argument("--recipe", type=int, choices=sorted(RECIPES), default=max(RECIPES),
-                        help="1: the v1 models; 2-4: shapes v2 (default: %(default)s)")
+    parser.add_argument("--recipe", type=int, choices=sorted(RECIPES), default=BUNDLED_RECIPE,
+                        help="1: the v1 models; 2-5: shapes v2, 5 for a GPU (`pretrained.train_all`) "
+                             "(default: %(default)s, the bundled models')")
     parser.add_argument("--epochs", type=int, help="override the recipe's")
     parser.add_argument("--train-images", type=int, help="override the recipe's")
     parser.add_argument("--gate-weight-decay", type=float, help="override the recipe's")

@@ -136,7 +136,7 @@ def test_the_penalty_pulls_saturated_gates_back_and_the_step_reports_the_classif
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         with torch.no_grad():
             expected = F.cross_entropy(model(x), labels).item()
-        assert train_step(model, optimizer, x, labels, recipe) == pytest.approx(expected, rel=1e-6)
+        assert train_step(model, optimizer, x, labels, recipe).item() == pytest.approx(expected, rel=1e-6)
         biases[penalty] = model.layer1[0].attn.fc2.bias.detach().clone()
     # d/db of 0.1 * mean over 8 gates of mean((b - 6)^2) is 0.1 * 2 * 14 / (8 * 4 channels); SGD lr 0.1
     torch.testing.assert_close(biases[0.0] - biases[0.1], torch.full((4,), 0.1 * 0.1 * 2 * 14 / 32), atol=1e-6, rtol=0)
