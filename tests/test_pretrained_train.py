@@ -1,17 +1,24 @@
 """Resumable training: an interrupted-then-resumed run ends with exactly the weights of an
 uninterrupted one, and a checkpoint of another recipe is refused."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from blocks import attention_resnet, attention_sites
 
-from pretrained.model_card import evaluate, main, render_card
+import pretrained
+from pretrained import registry
 from pretrained import train as training
-from pretrained.train import LOGIT_MARGIN, GateLogits, Recipe, RecipeMismatch, save, train, train_step
+from pretrained.architecture import model_from_state_dict
+from pretrained.bundled import to_input
+from pretrained.model_card import evaluate, main, render_card
+from pretrained.registry import load_trained
+from pretrained.train import LOGIT_MARGIN, RECIPES, GateLogits, Recipe, RecipeMismatch, save, train, train_step
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
               label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True, gate_logit_penalty=0.1)  # recipe 4's switches
@@ -155,3 +162,37 @@ def test_an_override_makes_a_pilot_that_never_writes_over_the_bundled_weights(ca
     training.main(["--attention", "se", "--size", "160", "--epochs", "2", "--out", str(tmp_path)])
     assert capsys.readouterr().out == f"saved {tmp_path / 'se.safetensors'}: {{'epoch': 2}}, 1 s\n"
     assert ran == [Recipe(**{**training.asdict(training.RECIPES[4]), "size": 160, "epochs": 2})]
+
+
+STEMLESS = replace(RECIPES[5], width=4, size=96, train_images=32, validation_images=16, epochs=1, batch=8)
+
+
+def test_a_file_without_the_stem_pool_loads_back_as_that_model(tmp_path, monkeypatch):
+    """The stem's max-pool leaves no trace in the weights: the bundled loader builds what the
+    metadata says (the trained model's logits), where inference from the weights alone would not."""
+    model, info = train("cbam", STEMLESS, tmp_path / "ckpt", log=lambda s: None)
+    path = save(model, "cbam", STEMLESS, info, tmp_path)
+    with safe_open(str(path), "pt") as f:
+        assert json.loads(f.metadata()["architecture"])["stem_pool"] is False
+    expected = attention_resnet(18, "cbam", num_classes=10, width=4, ratio=4, stem_pool=False).eval()
+    expected.load_state_dict({k: v.half().to(v.dtype) for k, v in model.state_dict().items()})   # as stored
+    x = torch.randn(2, 3, 96, 96)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)          # as if it were bundled
+    bundled = pretrained.load("cbam-resnet18-shapes", device="cpu")
+    with torch.no_grad():
+        for loaded in (load_trained(path), bundled):
+            assert loaded.model.stem_pool is False
+            torch.testing.assert_close(loaded.model(x), expected(x), atol=1e-5, rtol=1e-5)
+        inferred = model_from_state_dict(load_file(path)).model    # a user's file: read from its weights
+        assert inferred.stem_pool is True and not torch.allclose(inferred(x), expected(x), atol=1e-3)
+
+
+def test_a_step_makes_its_inputs_on_the_datas_device():
+    """On the meta device (a stand-in for a GPU here): the normalised, augmented batch and the
+    model's output stay there, where `to_input` alone makes its mean and std on the CPU."""
+    images = torch.zeros(4, 64, 64, 3, dtype=torch.uint8, device="meta")
+    with pytest.raises(RuntimeError, match="meta"):
+        to_input(images)
+    model, _ = training.build("cbam", STEMLESS, torch.device("meta"))
+    x = training.augment(training.inputs(images), torch.Generator().manual_seed(0))
+    assert x.device.type == model(x).device.type == "meta"
