@@ -48,6 +48,7 @@ def candidates(device_run, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_what_comes_back_fits_what_the_device_returns(device_run):
     out, _ = device_run
     files = sorted(p.name for p in out.iterdir())
@@ -59,6 +60,7 @@ def test_what_comes_back_fits_what_the_device_returns(device_run):
     assert (out / "train_all.log").read_text() == device_run[1]
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_the_estimate_is_printed_before_anything_is_rendered(device_run):
     lines = device_run[1].splitlines()
     assert lines[0].startswith("recipe 5 (dry run) on cpu, ")
@@ -68,6 +70,7 @@ def test_the_estimate_is_printed_before_anything_is_rendered(device_run):
     assert sum(line.startswith("saved ") for line in lines) == 4 and lines[-1].startswith("summary: ")
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_each_log_has_every_epochs_loss_accuracy_seconds_and_device(candidates):
     dry = asdict(replace(RECIPES[5], **train_all.DRY_RUN))
     for name in NAMES:
@@ -82,6 +85,7 @@ def test_each_log_has_every_epochs_loss_accuracy_seconds_and_device(candidates):
     assert summary["total_seconds"] <= train_all.BUDGET_SECONDS
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_the_weights_load_back_with_their_stem(candidates):
     for name in NAMES:
         path = candidates / f"{name}.safetensors"
@@ -92,6 +96,7 @@ def test_the_weights_load_back_with_their_stem(candidates):
         assert [info["reduction"] for info in model.feature_info] == [2, 2, 4, 8, 16]
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_the_model_card_evaluates_them(candidates):
     card(["--weights", str(candidates), "--images", "10"])
     measured = json.loads((candidates / "card.json").read_text())
@@ -104,6 +109,7 @@ def test_the_model_card_evaluates_them(candidates):
     assert re.search(r"\n\| `cbam-resnet18-shapes` \| 1 \| \d+\.\d min on cpu \| ", text)
 
 
+@pytest.mark.slow                    # runs the command end to end
 def test_a_run_that_does_not_fit_stops_before_rendering(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"does not fit the budget of 1 s: stopped before rendering$"):
         train_all.main(["--dry-run", "--out", str(tmp_path), "--budget", "1", "--workers", "1"])
