@@ -25,13 +25,18 @@ NAMES = ["plain-resnet18-shapes", "se-resnet18-shapes", "eca-resnet18-shapes", "
 MiB = 1 << 20
 
 
+def run_device_command(out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`bench/gpu_train_all.sh ARGS` as the device runs it, with $OUT = `out`, on this interpreter."""
+    return subprocess.run(["bash", str(ROOT / "bench" / "gpu_train_all.sh"), *args], cwd=ROOT, text=True,
+                          env={**os.environ, "OUT": str(out), "PYTHON": sys.executable}, capture_output=True,
+                          timeout=300)
+
+
 @pytest.fixture(scope="module")
 def device_run(tmp_path_factory) -> tuple[Path, str]:
     """What the device command leaves under $OUT with --dry-run, and what it printed."""
     out = tmp_path_factory.mktemp("out")
-    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_train_all.sh"), "--dry-run"], cwd=ROOT, text=True,
-                          env={**os.environ, "OUT": str(out), "PYTHON": sys.executable}, capture_output=True,
-                          timeout=300)
+    done = run_device_command(out, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     return out, done.stdout
 
@@ -58,6 +63,13 @@ def test_what_comes_back_fits_what_the_device_returns(device_run):
     with tarfile.open(out / "logs.tar") as tar:
         assert sorted(tar.getnames()) == sorted([f"{n}.train.json" for n in NAMES] + ["summary.json"])
     assert (out / "train_all.log").read_text() == device_run[1]
+
+
+@pytest.mark.slow                    # runs the command end to end
+def test_a_failed_command_still_returns_its_log_and_its_status(tmp_path):
+    done = run_device_command(tmp_path, "--recipe", "99")
+    assert done.returncode == 2 and [p.name for p in tmp_path.iterdir()] == ["train_all.log"]
+    assert "invalid choice: 99" in (tmp_path / "train_all.log").read_text()
 
 
 @pytest.mark.slow                    # runs the command end to end
