@@ -151,7 +151,8 @@ class AttentionResNet(nn.Module):
                                     make_attention(cout, stage, options)))
                 cin = cout
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(num_chs=cout, reduction=stem_reduction * 2 ** stage, module=f"layer{stage + 1}"))
+            self.feature_info.append(dict(num_chs=cout, reduction=stem_reduction * 2 ** stage,
+                                          module=f"layer{stage + 1}"))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
         self._init_weights(zero_init_residual)

@@ -101,8 +101,8 @@ def bundled_description(arch: dict, training: dict, classes: int) -> str:
     recipe = training["recipe"]
     smoothing = recipe["label_smoothing"]
     stem = "" if arch.get("stem_pool", True) else ", no stem max-pool"
-    text = (f"{(arch['attention'] or 'plain').upper()} ResNet-{arch['depth']} (width {arch['width']}{stem}) trained on the "
-            f"bundled shapes dataset (v{recipe.get('dataset', 1)}); works offline "
+    text = (f"{(arch['attention'] or 'plain').upper()} ResNet-{arch['depth']} (width {arch['width']}{stem}) trained "
+            f"on the bundled shapes dataset (v{recipe.get('dataset', 1)}); works offline "
             f"({training['validation_accuracy']:.1%} validation accuracy).")
     if smoothing:       # the targets were never one-hot: a sure answer cannot reach 100%
         text += (f" Trained with label smoothing {smoothing}, so a sure answer reads about "
@@ -193,8 +193,9 @@ def load_trained(path: Path) -> LoadedModel:
         meta = f.metadata()
     arch, training = json.loads(meta["architecture"]), json.loads(meta["training"])
     labels = tuple(json.loads(meta["labels"]))
-    model = build_strictly(lambda: attention_resnet(arch["depth"], arch["attention"], arch["num_classes"], arch["width"],
-                                                    stem_pool=arch.get("stem_pool", True), **arch["options"]),
+    model = build_strictly(lambda: attention_resnet(arch["depth"], arch["attention"], arch["num_classes"],
+                                                    arch["width"], stem_pool=arch.get("stem_pool", True),
+                                                    **arch["options"]),
                            load_file(str(path))).eval()
     return LoadedModel(path.stem, "bundled", model, Preprocess(**json.loads(meta["preprocess"])), labels,
                        bundled_description(arch, training, len(labels)))

@@ -50,13 +50,14 @@ the targets are one-hot.
   contrast, 91.6% clutter, 50.0% for objects under 15% of the side; attention off costs 11.8
   points (layer1.0). Better than 128 px on every set, short of the 95% / 90% targets.
 - 5 (for a lent GPU, all four at once: `python -m pretrained.train_all --recipe 5 --out DIR`, sized
-  to fit 8 minutes on an H200; 2 CPU cores would need hours): recipe 4 with
+  to fit 8 minutes on an H200; its pilot on both cores here estimated 57 hours): recipe 4 with
   - no stem max-pool (`stem_pool=False`): the lever the pilot measured is resolution (160 px: +2.0
     in distribution, +6.8 on below-median objects), and objects under 15% of the side are the most
     errors (46-56% correct). Dropping the pool makes every feature map twice as fine (layer1 64x64,
-    layer4 8x8 on 128 px; 160 px gave 1.25x) for the same parameters, 3.4x the FLOPs and 1.2-1.6x
-    the CPU forward at batch 1 (`bench/recipe5_speed.py`). 128 px stays: 160 px on top would be
-    6.3x the FLOPs and 1.3x the rendering, and would not fit the 8 minutes with 80k images.
+    layer4 8x8 on 128 px, where 160 px gave 1.25x) for the same parameters, 3.4x the FLOPs and
+    1.4-1.7x the CPU forward at batch 1 (`bench/recipe5_speed.py`). 128 px stays: shapes renders at
+    most 160 px, and 160 px on top would be 5.2x the FLOPs (the H200 estimate's training: 353 s
+    against 226 s) and 1.3x the rendering.
   - width 16 kept: width 32 is 4x the FLOPs and was never piloted; the budget goes to resolution.
   - 80,000 images, 25 epochs: twice the distinct scenes of recipe 4 and 1.7x its 1.2 M image-steps
     (more scenes rather than more passes over the same ones).
@@ -135,6 +136,13 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x.rot90(int(torch.randint(4, (), generator=generator)), (2, 3))
 
 
+def rendered(seed: int, count: int, recipe: Recipe, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Samples start..start+count-1 of `seed` at the recipe's size and dataset version: the images and
+    labels (the masks are not used: attention is never supervised)."""
+    images, _, labels = render_batch(seed, start, count, recipe.size, recipe.dataset)
+    return images, labels
+
+
 @dataclass(frozen=True)
 class Data:
     """The training and validation sets a run keeps in memory: uint8 images [N, H, W, 3], int64 labels [N]."""
@@ -144,22 +152,15 @@ class Data:
     val_labels: torch.Tensor
 
     @classmethod
-    def render(cls, recipe: Recipe, render=None) -> "Data":
+    def render(cls, recipe: Recipe, render=rendered) -> "Data":
         """The recipe's sets, each drawn by `render(seed, count, recipe)` -> (images, labels) as numpy
-        arrays (default `rendered`: one core)."""
-        render = render or rendered
-        sets = (render(TRAIN_SEED, recipe.train_images, recipe), render(VALIDATION_SEED, recipe.validation_images, recipe))
+        arrays (default: on one core)."""
+        sets = (render(TRAIN_SEED, recipe.train_images, recipe),
+                render(VALIDATION_SEED, recipe.validation_images, recipe))
         return cls(*(torch.from_numpy(a) for images, labels in sets for a in (images, labels)))
 
     def to(self, device: torch.device) -> "Data":
         return Data(*(getattr(self, f.name).to(device) for f in fields(self)))
-
-
-def rendered(seed: int, count: int, recipe: Recipe, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Samples start..start+count-1 of `seed` at the recipe's size and dataset version: the images and
-    labels (the masks are not used: attention is never supervised)."""
-    images, _, labels = render_batch(seed, start, count, recipe.size, recipe.dataset)
-    return images, labels
 
 
 def inputs(images: torch.Tensor) -> torch.Tensor:
