@@ -11,12 +11,12 @@ then `summary.json` (estimate, wall times, final validation accuracies) into DIR
 checkpoints go to DIR/checkpoints, so a rerun resumes.
 
 Before it renders anything it prints an estimate of the whole run and stops if that exceeds
-`--budget` (480 s: the lent machine's 10-minute command, less its start and the transfers). The
-estimate is a timed pilot on this machine: the seconds spent so far, a small parallel render scaled
-to all images, and per model a few timed training steps and a validation pass scaled to the
-recipe's steps and epochs. Beside it, for planning from a machine without one, the H200's: the
-pilot's render on 16 cores, and the recipe's FLOPs (3x the forward, counted by `FlopCounterMode`)
-at `H200_BF16 * H200_UTILISATION`.
+`--budget` (480 s: issue 21's 8 minutes, inside the lent machine's 10-minute command). The
+estimate is a timed pilot on this machine: the seconds spent so far (after the imports), a small
+parallel render scaled to all images, and per model a few timed training steps and a validation
+pass scaled to the recipe's steps and epochs. Beside it, for planning from a machine without one,
+the H200's: the pilot's render on 16 cores, and the recipe's FLOPs (3x the forward, counted by
+`FlopCounterMode`) at `H200_BF16 * H200_UTILISATION`.
 """
 import argparse
 import json
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         h200 = h200_estimate(recipe, core_seconds)
         say(f"estimate on this machine: {estimate}")
         say(f"estimate on the H200 ({H200_CORES} cores; {H200_BF16 / 1e12:.0f} TFLOP/s bf16 at "
-            f"{H200_UTILISATION:.0%}): {h200}")
+            f"{H200_UTILISATION:.0%}): {h200} (start-up and pilot not counted)")
         if estimate.total > args.budget:
             fit = estimate.epochs_that_fit(args.budget, recipe.epochs)
             raise SystemExit(f"the estimate ({estimate.total:.0f} s) does not fit the budget of {args.budget:.0f} s: "
