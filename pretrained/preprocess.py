@@ -85,7 +85,8 @@ class Preprocess:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """[..., 3, H, W] values in [0, 1] -> (x - mean) / std per channel."""
-        return (x - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
+        mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device)[:, None, None] for v in (self.mean, self.std))
+        return (x - mean) / std
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.to_tensor(self.view(image))

@@ -163,12 +163,6 @@ class Data:
         return Data(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
-def inputs(images: torch.Tensor) -> torch.Tensor:
-    """`to_input` on the images' device: its mean and std tensors are made there too."""
-    with images.device:
-        return to_input(images)
-
-
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
@@ -176,7 +170,7 @@ def device_name(device: torch.device) -> str:
 @torch.inference_mode()
 def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 250) -> float:
     model.eval()
-    correct = sum(int((model(inputs(images[i:i + batch])).argmax(1) == labels[i:i + batch]).sum())
+    correct = sum(int((model(to_input(images[i:i + batch])).argmax(1) == labels[i:i + batch]).sum())
                   for i in range(0, len(images), batch))
     return correct / len(images)
 
@@ -312,7 +306,7 @@ def train(attention: str | None, recipe: Recipe, checkpoint_dir: Path, log=print
         losses = []
         for step in range(steps_per_epoch):
             idx = order[step * recipe.batch:(step + 1) * recipe.batch]
-            losses.append(train_step(model, optimizer, augment(inputs(data.images[idx]), generator),
+            losses.append(train_step(model, optimizer, augment(to_input(data.images[idx]), generator),
                                      data.labels[idx], recipe))
             schedule.step()
             if step % 50 == 0:

@@ -33,10 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from blocks import attention_resnet
 
-from .bundled import model_name
+from .bundled import model_name, to_input
 from .device import resolve_device
 from .shapes import CLASSES
-from .train import (RECIPES, TRAIN_SEED, Data, Recipe, accuracy, build, device_name, inputs, rendered, save,
+from .train import (RECIPES, TRAIN_SEED, Data, Recipe, accuracy, build, device_name, rendered, save,
                     train, train_step)
 
 ATTENTIONS = (None, "se", "eca", "cbam")
@@ -120,7 +120,7 @@ def pilot(recipe: Recipe, device: torch.device, pool, workers: int, started: flo
     per_image = (time.perf_counter() - began) / count
     images, labels = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
     batch = torch.arange(recipe.batch, device=device) % count
-    x, y = inputs(images[batch]), labels[batch]
+    x, y = to_input(images[batch]), labels[batch]
     models = {}
     for attention in ATTENTIONS:
         model, optimizer = build(attention, recipe, device)
