@@ -144,12 +144,12 @@ def _evaluating(model: nn.Module):
     """The model in eval mode for the call, every module's `.training` flag as it was after."""
     training = [m for m in model.modules() if m.training]
     for module in training:
-        module.train(False)
+        module.training = False              # one module at a time: train() would recurse into the rest
     try:
         yield
     finally:
         for module in training:
-            module.train(True)
+            module.training = True
 
 
 def _targets(target, probabilities: torch.Tensor) -> torch.Tensor:
