@@ -3,11 +3,11 @@
     python -m bench.checkpoint_load [--runs 7]
 
 Interleaved rounds (`bench.timing`): the same upload's bytes loaded into a ready model by the old
-path (parsed in this process: `read_checkpoint` then the strict build) and by the new one
-(`pretrained.load(bytes)`: parsed in a forked child under limits, tensors back as safetensors,
-then the same build). Two files: the bundled CBAM-ResNet-18 (fp16 safetensors, 1.5 MB) and a
+path (parsed in this process: `read_checkpoint`, then the strict build) and by the new one
+(`pretrained.load(bytes)`: parsed in a child forked from the fork server, under limits, tensors
+back as safetensors, then the same build). Two files: the bundled CBAM-ResNet-18 (fp16 safetensors, 1.5 MB) and a
 CBAM-ResNet-50 saved by `torch.save` (fp32, 113 MB). Target (issue #22): at most 1 s more.
-The forkserver is started by the warm-up rounds, as `serve.py` starts it before the first visitor.
+The fork server is started by the warm-up rounds, as `serve.py` starts it before the first visitor.
 """
 import argparse
 import io
@@ -16,7 +16,8 @@ import torch
 
 import pretrained
 from blocks import attention_resnet
-from pretrained.registry import _load_file
+from pretrained.architecture import model_from_state_dict
+from pretrained.checkpoint import read_checkpoint
 
 from .timing import interleaved
 
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     for name, data in files().items():
-        timings = interleaved({"in process": lambda: _load_file(data, "upload", shipped=True),
+        timings = interleaved({"in process": lambda: model_from_state_dict(read_checkpoint(data).state_dict),
                                "isolated": lambda: pretrained.load(data, name="upload")}, runs=args.runs, warmup=2)
         before, after = timings.median("in process"), timings.median("isolated")
         print(f"{name} ({len(data) / 1e6:.1f} MB): in process {before:.3f} s, isolated {after:.3f} s; "

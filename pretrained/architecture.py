@@ -90,12 +90,13 @@ def describe(state_dict: dict[str, torch.Tensor]) -> dict:
             "width": width, **options}
 
 
-def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
+def model_from_state_dict(state_dict: dict[str, torch.Tensor], stem_pool: bool | None = None) -> BuiltModel:
     """An eval-mode model holding `state_dict`: an `attention_resnet` where one fits, else
-    timm's own model (for a file in timm's layout). Whatever a file's shapes make fail is the
-    file's fault, and a CheckpointError."""
+    timm's own model (for a file in timm's layout). `stem_pool`: whether our layout's stem has its
+    max-pool, which its weights cannot show (None: it has, as torchvision's). Whatever a file's
+    shapes make fail is the file's fault, and a CheckpointError."""
     try:
-        return _built(state_dict)
+        return _built(state_dict, stem_pool)
     except CheckpointError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, RuntimeError) as e:
@@ -103,12 +104,12 @@ def model_from_state_dict(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
                               f"({type(e).__name__}: {e})") from e
 
 
-def _built(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
+def _built(state_dict: dict[str, torch.Tensor], stem_pool: bool | None) -> BuiltModel:
     official = official_layout(state_dict)
     if official is not None:
         return _ours(build_official_model(state_dict, official)[0], f"official {official}")
     if "conv1.weight" in state_dict and not any(".se." in key for key in state_dict):
-        return _ours(_attention_resnet(state_dict), "Attention Lens")
+        return _ours(_attention_resnet(state_dict, stem_pool), "Attention Lens")
     try:
         return _ours(_attention_resnet(convert_timm_state_dict(state_dict)), "timm ResNet")
     except CheckpointError:         # e.g. a deep stem, or SE widths rounded per stage
@@ -116,8 +117,8 @@ def _built(state_dict: dict[str, torch.Tensor]) -> BuiltModel:
         return BuiltModel(model, f"timm {name}", "timm", model.num_classes)
 
 
-def _attention_resnet(state_dict: dict[str, torch.Tensor]) -> nn.Module:
-    options = describe(state_dict)
+def _attention_resnet(state_dict: dict[str, torch.Tensor], stem_pool: bool | None = None) -> nn.Module:
+    options = {**describe(state_dict), **({} if stem_pool is None else {"stem_pool": stem_pool})}
     return build_strictly(lambda: attention_resnet(**options), state_dict).eval()
 
 

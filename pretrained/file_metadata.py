@@ -1,8 +1,9 @@
 """What a user's safetensors file may say about itself, read field by field and checked.
 
-Two fields of the `__metadata__` strings are read: `labels` (a JSON list of class names) and
+Three fields of the `__metadata__` strings are read: `labels` (a JSON list of class names),
 `preprocess` (a JSON object of `Preprocess` fields: input size, crop, interpolation, mean, std,
-each checked by `Preprocess`). Other fields are ignored. A field that is wrong is named in the
+each checked by `Preprocess`) and, of `architecture` (as `pretrained.train.save` writes it), only
+`stem_pool`, which the weights cannot show. Other fields are ignored. A field that is wrong is named in the
 error, with what it should hold.
 """
 import json
@@ -20,17 +21,20 @@ MAX_LABEL_CHARS = 200            # one class name at most
 class FileMetadata:
     labels: tuple[str, ...] | None = None      # None: the file names no classes
     preprocess: Preprocess | None = None       # None: the file says nothing about its input
+    stem_pool: bool | None = None              # None: not said (a stem with its max-pool, as torchvision's)
 
     @classmethod
     def read(cls, meta: dict[str, str]) -> "FileMetadata":
         """The checked fields of a safetensors file's metadata; a CheckpointError names a bad one."""
         return cls(_field(meta, "labels", _labels, "a JSON list of class names"),
                    _field(meta, "preprocess", lambda value: Preprocess(**value), "a JSON object of Preprocess "
-                          f"fields ({', '.join(f.name for f in fields(Preprocess))})"))
+                          f"fields ({', '.join(f.name for f in fields(Preprocess))})"),
+                   _field(meta, "architecture", _stem_pool, 'a JSON object (e.g. {"stem_pool": false})'))
 
     def to_strings(self) -> dict[str, str]:
         """The fields as a safetensors file would hold them (`read` gives back an equal object)."""
-        values = {"labels": self.labels and list(self.labels), "preprocess": self.preprocess and asdict(self.preprocess)}
+        values = {"labels": self.labels and list(self.labels), "preprocess": self.preprocess and asdict(self.preprocess),
+                  "architecture": None if self.stem_pool is None else {"stem_pool": self.stem_pool}}
         return {key: json.dumps(value) for key, value in values.items() if value is not None}
 
 
@@ -44,6 +48,15 @@ def _labels(value) -> tuple[str, ...]:
     if longest is not None and len(labels[longest]) > MAX_LABEL_CHARS:
         raise ValueError(f"name {longest} is {len(labels[longest]):,} characters long; at most {MAX_LABEL_CHARS}")
     return labels
+
+
+def _stem_pool(value) -> bool | None:
+    if not isinstance(value, dict):
+        raise TypeError("not an object")
+    pool = value.get("stem_pool")
+    if pool is not None and not isinstance(pool, bool):
+        raise ValueError(f"stem_pool must be true or false, got {pool!r:.40}")
+    return pool
 
 
 def _field(meta: dict[str, str], key: str, read, expected: str):

@@ -22,7 +22,7 @@ from torch import nn
 from blocks import attention_resnet
 
 from .architecture import model_from_state_dict
-from .checkpoint import CheckpointError, build_strictly, read_checkpoint
+from .checkpoint import CheckpointError, build_strictly
 from .file_metadata import FileMetadata
 from .isolation import read_isolated
 from .device import resolve_device
@@ -201,12 +201,13 @@ def load_trained(path: Path) -> LoadedModel:
                        bundled_description(arch, training, len(labels)))
 
 
-def _load_file(source: Path | bytes, name: str, shipped: bool = False) -> LoadedModel:
-    """A weights file: our layout, timm's, or an official checkpoint. Only the files shipped with
-    the app are read in this process; every other one in a child process (`isolation`)."""
-    checkpoint = read_checkpoint(source) if shipped else read_isolated(source)
+def _load_file(source: Path | bytes, name: str) -> LoadedModel:
+    """A weights file not shipped with the app: our layout, timm's, or an official checkpoint, read
+    in a child process (`isolation`); built from its weights, and from its `architecture` metadata
+    where it says what weights cannot (a stem without its max-pool)."""
+    checkpoint = read_isolated(source)
     meta = FileMetadata.read(checkpoint.metadata)
-    built = model_from_state_dict(checkpoint.state_dict)
+    built = model_from_state_dict(checkpoint.state_dict, stem_pool=meta.stem_pool)
     classes = built.num_classes
     if meta.labels is not None:
         labels = meta.labels

@@ -235,6 +235,16 @@ def test_every_preprocess_field_is_checked_and_named(preprocess, message):
     assert str(error.value) == f"the file's 'preprocess' metadata: {message}"
 
 
+def test_only_the_stem_pool_is_read_of_a_files_architecture():
+    data = safetensors.torch.save(eca_state(), metadata={"architecture": json.dumps({"stem_pool": "no"})})
+    with pytest.raises(CheckpointError) as error:
+        pretrained.load(data)
+    assert str(error.value) == "the file's 'architecture' metadata: stem_pool must be true or false, got 'no'"
+    meta = {"architecture": json.dumps({"depth": 18, "stem_pool": True, "width": 999})}
+    assert read_isolated(safetensors.torch.save({"w": torch.ones(1)}, metadata=meta)).metadata == {
+        "architecture": '{"stem_pool": true}'}
+
+
 def test_labels_are_bounded():
     for labels, message in ((["x" * 201] + ["b"] * 9, "name 0 is 201 characters long; at most 200"),
                             ([str(i) for i in range(100_001)], "100,001 names; at most 100,000 are read")):

@@ -168,8 +168,9 @@ STEMLESS = replace(RECIPES[5], width=4, size=96, train_images=32, validation_ima
 
 
 def test_a_file_without_the_stem_pool_loads_back_as_that_model(tmp_path, monkeypatch):
-    """The stem's max-pool leaves no trace in the weights: the bundled loader builds what the
-    metadata says (the trained model's logits), where inference from the weights alone would not."""
+    """The stem's max-pool leaves no trace in the weights: the bundled loader and a user's upload of
+    the same file build what the metadata says (the trained model's logits), where inference from
+    the weights alone would not."""
     model, info = train("cbam", STEMLESS, tmp_path / "ckpt", log=lambda s: None)
     path = save(model, "cbam", STEMLESS, info, tmp_path)
     with safe_open(str(path), "pt") as f:
@@ -177,13 +178,14 @@ def test_a_file_without_the_stem_pool_loads_back_as_that_model(tmp_path, monkeyp
     expected = attention_resnet(18, "cbam", num_classes=10, width=4, ratio=4, stem_pool=False).eval()
     expected.load_state_dict({k: v.half().to(v.dtype) for k, v in model.state_dict().items()})   # as stored
     x = torch.randn(2, 3, 96, 96)
+    uploaded = pretrained.load(path.read_bytes(), device="cpu")     # a user's file: its metadata says it too
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)          # as if it were bundled
     bundled = pretrained.load("cbam-resnet18-shapes", device="cpu")
     with torch.no_grad():
-        for loaded in (load_trained(path), bundled):
+        for loaded in (load_trained(path), bundled, uploaded):
             assert loaded.model.stem_pool is False
             torch.testing.assert_close(loaded.model(x), expected(x), atol=1e-5, rtol=1e-5)
-        inferred = model_from_state_dict(load_file(path)).model    # a user's file: read from its weights
+        inferred = model_from_state_dict(load_file(path)).model    # weights alone cannot tell
         assert inferred.stem_pool is True and not torch.allclose(inferred(x), expected(x), atol=1e-3)
 
 
