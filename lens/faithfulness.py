@@ -27,6 +27,9 @@ Fills (what a removed pixel becomes):
 Every perturbed input goes through the model in batches of `BATCH`, under `torch.inference_mode`:
 no hooks, no gradients. A model in training mode is put in eval mode for the call and its flags are
 restored after (as torch-cam does; other threads see that change, so share eval-mode models only).
+Cost (bench/faithfulness_cost.py, bundled CBAM model, 128 px, one thread): one block's panel (12 maps,
+20 steps: 480 perturbed inputs) takes about 180 plain forward passes of the image with the blur fill
+(1.1 s) and about 1,900 with ROAD (13 s, nearly all of it the imputation).
 """
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -14,10 +14,16 @@ solver on the CPU), the three channels as three right-hand sides, the matrix ass
 vectorised step from a neighbour table, its unknowns in a nested-dissection order of the grid
 (George, "Nested Dissection of a Regular Finite Element Mesh", SIAM J. Numer. Anal. 1973: split
 the image by a one-pixel line, number both halves first, recursively, then the line) computed once
-per image size, in which the factors of a 2-D grid fill in least. Exact up to float64 rounding.
+per image size: on a 2-D grid, the order whose factors fill in least, to within a constant factor.
+Exact up to float64 rounding.
 
-Cost (bench/faithfulness_cost.py, the masks of a 20-step deletion and insertion on a 128 x 128
-image, run interleaved on the project's 2-core CPU, ratio of medians): see `SPEED` below.
+Cost (bench/faithfulness_cost.py: a 128 x 128 image, one thread on the project's 2-core CPU, calls
+interleaved, ratios of medians): 3.5x faster than grad-cam's imputer over the 38 masks of a 20-step
+deletion and insertion (26 against 98 ms a mask; quartiles 3.3x-3.8x), 2.6x on one mask with half the
+pixels missing (30 against 77 ms). Issue 20 asked for 5x; this does not reach it. The factorisation is
+two thirds of the time. Measured and slower: SuperLU's MMD and COLAMD orders, one block-diagonal
+solve of all masks, cholespy's sparse Cholesky, pyamg's multigrid to 1e-8, and an exact batched
+multifrontal Cholesky in torch over the whole grid with the known pixels as identity rows (2.3x).
 """
 from functools import lru_cache
 
