@@ -57,12 +57,11 @@ def impute(images: torch.Tensor, known: torch.Tensor, noise: float = 0.0,
         hole = order[~kept[i, order]]                                                   # [m] in dissection order
         place.fill(-1)
         place[hole] = np.arange(len(hole))
-        rows, entries = place[neighbours[hole]], weights[hole]                          # [m, 9] each; -1: not missing
-        given = np.append(out[i], np.zeros((c, 1)), 1)[:, neighbours[hole]]             # [C, m, 9], 0 where unknown
+        around, entries = neighbours[hole], weights[hole]                               # [m, 9] each
+        rows = place[around]                                                            # -1: not missing
+        given = np.append(out[i], np.zeros((c, 1)), 1)[:, around]                       # [C, m, 9], 0 where unknown
         rhs = np.einsum("cmj,mj->mc", given, -entries)                                  # [m, C] known neighbours' pull
-        sort = np.argsort(np.where(rows < 0, len(hole), rows), 1, kind="stable")       # CSC wants sorted rows
-        rows, entries = np.take_along_axis(rows, sort, 1), np.take_along_axis(entries, sort, 1)
-        inside = rows >= 0
+        inside = rows >= 0                                # rows ascend along each column: CSC's canonical order
         system = csc_array((entries[inside], rows[inside], np.append(0, inside.sum(1).cumsum())),
                            shape=(len(hole), len(hole)))                                # symmetric: CSR = CSC
         system.has_canonical_format = True
@@ -76,9 +75,9 @@ def impute(images: torch.Tensor, known: torch.Tensor, noise: float = 0.0,
 
 @lru_cache(maxsize=8)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An h x w grid's pixels in nested-dissection order [H*W], and per pixel its 8 neighbours then
-    itself [H*W, 9] (H*W, a zero pixel, outside the image) with the system's entries: -w_ij for a
-    neighbour, the sum of the in-image w_ij on the diagonal."""
+    """An h x w grid's pixels in nested-dissection order [H*W], and per pixel its 8 neighbours and
+    itself [H*W, 9] in that order (H*W, a zero pixel, for outside the image, last) with the system's
+    entries: -w_ij for a neighbour, the sum of the in-image w_ij on the diagonal."""
     number = np.empty((h, w), np.int64)
     count = 0
 
@@ -111,4 +110,6 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         neighbours[inside, j] = ((y + dy) * w + x + dx)[inside]
         weights[inside, j] = -weight
     neighbours[:, 8], weights[:, 8] = np.arange(h * w), -weights[:, :8].sum(1)
-    return np.argsort(number.ravel()), neighbours, weights
+    later = np.append(number.ravel(), h * w)[neighbours].argsort(1, kind="stable")    # in dissection order
+    return (np.argsort(number.ravel()), np.take_along_axis(neighbours, later, 1),
+            np.take_along_axis(weights, later, 1))
