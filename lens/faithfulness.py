@@ -31,6 +31,7 @@ Cost (bench/faithfulness_cost.py, bundled CBAM model, 128 px, one thread): one b
 20 steps: 480 perturbed inputs) takes about 180 plain forward passes of the image with the blur fill
 (1.1 s) and about 1,900 with ROAD (13 s, nearly all of it the imputation).
 """
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -104,18 +105,18 @@ def blur_kernel() -> torch.Tensor:
     return torch.outer(line, line).float()
 
 
-def _blurred(x: torch.Tensor, generator) -> callable:
+def _blurred(x: torch.Tensor, generator) -> Callable:
     channels = x.shape[1]
     kernel = blur_kernel().to(x)[None, None].expand(channels, 1, -1, -1)               # [C, 1, 11, 11]
     fill = F.conv2d(x, kernel, padding=BLUR_SIZE // 2, groups=channels)                # [B, C, H, W]
     return lambda keep, images: torch.where(keep[:, None], x[images], fill[images])
 
 
-def _mean(x: torch.Tensor, generator) -> callable:
+def _mean(x: torch.Tensor, generator) -> Callable:
     return lambda keep, images: x[images] * keep[:, None]
 
 
-def _imputed(x: torch.Tensor, generator) -> callable:
+def _imputed(x: torch.Tensor, generator) -> Callable:
     noise = 0.0 if generator is None else ROAD_NOISE
     return lambda keep, images: impute(x[images], keep, noise, generator)
 
@@ -251,11 +252,10 @@ def block_panel(inspection, name: str, target: int | None = None, fill: str = "b
     if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 2:
         raise ValueError(f"randoms must be a whole number >= 2 (a band needs two), got {randoms!r}")
     index = inspection.predictions(1)[0].index if target is None else target
-    view = inspection.view(name)
+    view, cam = inspection.view(name), inspection.grad_cam(name, index)
     shape = view.map.values.shape
     maps = {view.map.label: view.map.values, f"{view.map.label}, reversed": -view.map.values,
-            inspection.grad_cam(name, index).label: inspection.grad_cam(name, index).values,
-            "a centred Gaussian (baseline)": centred_gaussian(shape)}
+            cam.label: cam.values, "a centred Gaussian (baseline)": centred_gaussian(shape)}
     noise = torch.rand(randoms, *shape, generator=torch.Generator().manual_seed(seed))    # [R, h, w]
     stack = torch.cat([torch.as_tensor(np.stack(list(maps.values())), dtype=torch.float32), noise])
     x = inspection.x.expand(len(stack), -1, -1, -1)
