@@ -18,9 +18,9 @@ per image size: on a 2-D grid, the order whose factors fill in least, to within 
 Exact up to float64 rounding.
 
 Cost (bench/faithfulness_cost.py: a 128 x 128 image, one thread on the project's 2-core CPU, calls
-interleaved, ratios of medians): 3.5x faster than grad-cam's imputer over the 38 masks of a 20-step
-deletion and insertion (26 against 98 ms a mask; quartiles 3.3x-3.8x), 2.6x on one mask with half the
-pixels missing (30 against 77 ms). Issue 20 asked for 5x; this does not reach it. The factorisation is
+interleaved, ratios of medians, three runs): 3.5x-3.9x faster than grad-cam's imputer over the 38
+masks of a 20-step deletion and insertion (25 against 90 ms a mask), 2.6x-2.7x on one mask with half
+the pixels missing (17 against 47 ms); on a 224 x 224 image, 3.5x. Issue 20 asked for 5x; this does not reach it. The factorisation is
 two thirds of the time. Measured and slower: SuperLU's MMD and COLAMD orders, one block-diagonal
 solve of all masks, cholespy's sparse Cholesky, pyamg's multigrid to 1e-8, and an exact batched
 multifrontal Cholesky in torch over the whole grid with the known pixels as identity rows (2.3x).
