@@ -26,6 +26,7 @@ from lens.card_notes import block_note, model_note
 from lens.domain_note import domain_note
 from lens.localisation import MEASURES
 from pretrained.image import decoding_for
+from pretrained.preprocess import MIN_CROP
 from study_page import study_page
 from viz import SpatialView, colorbar_strip, figure_png, joint_range, overlay, shared_scale
 from viz.channels import channel_agreement_chart, channel_depth_chart, channel_weights_chart
@@ -399,16 +400,20 @@ def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
 def load_checkpoint(upload) -> bool:
     """Read an uploaded weights file into this session's model and drop the upload from
     Streamlit's store; or say why it cannot be used."""
-    name = file_name(upload)
-    try:
-        with st.spinner(f"Reading {md(name)} (only tensors are loaded; nothing in it is run)..."):
-            loaded = pretrained.load(upload.getvalue(), name=name)
-    except (pretrained.CheckpointError, ValueError) as e:
-        st.error(f"Cannot use {md(name)}: {shown(e)}")
-        return False
-    except Exception:                    # the file's fault all the same: a clear message, the traceback logged
-        log.exception("a weights file failed to load in a way pretrained.load did not foresee")
-        st.error(f"Cannot use {md(name)}: it cannot be read as a weights file.")
+    name, digest = file_name(upload), upload_digest(upload)
+    refused = st.session_state.setdefault("refused_weights", {})     # digest -> message: a refused file is read once
+    if digest not in refused:
+        try:
+            with st.spinner(f"Reading {md(name)} (only tensors are loaded; nothing in it is run)..."):
+                loaded = pretrained.load(upload.getvalue(), name=name)
+        except (pretrained.CheckpointError, ValueError) as e:
+            refused[digest] = f"Cannot use {md(name)}: {shown(e)}"
+        except Exception:                # the file's fault all the same: a clear message, the traceback logged
+            log.exception("a weights file failed to load in a way pretrained.load did not foresee")
+            refused[digest] = f"Cannot use {md(name)}: it cannot be read as a weights file."
+        trim(refused, KEPT_DIGESTS)
+    if digest in refused:
+        st.error(refused[digest])
         return False
     st.session_state["checkpoint"] = f"file:{upload_digest(upload)}", loaded
     st.session_state["weights_round"] = st.session_state.get("weights_round", 0) + 1
@@ -422,7 +427,7 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tupl
     p = loaded.preprocess
     with st.expander("How this checkpoint sees images"):
         size = st.number_input("Input size (pixels)", 16, 1024, p.input_size, step=16, key=f"size_{model_key}")
-        crop = st.slider("Centre crop (share of the resized image)", 0.5, 1.0, float(p.crop_pct), 0.025,
+        crop = st.slider("Centre crop (share of the resized image)", MIN_CROP, 1.0, float(p.crop_pct), 0.025,
                          format="%.3f", key=f"crop_{model_key}")
         text = st.text_area(f"Class names, one per line ({len(loaded.labels)}; optional)", key=f"labels_{model_key}")
     names = pretrained.class_names(text) or None
@@ -817,6 +822,14 @@ def show_page() -> None:
         inspection = picture.inspect(model, model_key)
     except pretrained.ImageError as e:
         st.error(f"Cannot use {md(picture.name)}: {shown(e)}")
+        return
+    except Exception:
+        if model.source != "file":       # a shipped model failing is a bug of ours: let it show
+            raise
+        log.exception("a user's model failed on an image")
+        st.error(f"Cannot run {md(model.name)} on {md(picture.name)}: the model failed on this image "
+                 "(its weights or settings may not fit it). Try other settings under \"How this checkpoint "
+                 "sees images\", or another model.")
         return
     left, right = st.columns([1, 2])
     with left:

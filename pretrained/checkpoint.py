@@ -28,6 +28,7 @@ UNSAFE_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*) (?:was not an allowed glob
 SHOWN = 5                                   # names listed per kind of problem
 INFLATION_LIMIT = 2                         # an archive may unpack to at most this times its file size
 INFLATION_SLACK = 1 << 20                   # ... plus this much (tiny files)
+MAX_TENSORS = 20_000                        # entries of a state dict at most: each costs its own parse and copy
 MESSAGE_CHARS = 1000                        # an error message's length at most: names in a file can be megabytes
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64,   # what a weight may be stored as
           torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -202,6 +203,9 @@ def _find_state_dict(obj) -> dict:
 
 
 def _check_tensors(state_dict: dict) -> dict[str, torch.Tensor]:
+    if len(state_dict) > MAX_TENSORS:
+        raise CheckpointError(f"the state dict holds {len(state_dict):,} entries; at most {MAX_TENSORS:,} are read "
+                              "(a ResNet-152 has about 1,000)")
     bad = [f"{k!r} ({type(v).__name__})" for k, v in state_dict.items()
            if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
     if bad:

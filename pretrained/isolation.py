@@ -19,6 +19,7 @@ costs a fork, not a 3 s import.
 Not `multiprocessing`'s forkserver: its children re-run the parent's `__main__`, which in a
 Streamlit server is the page script.
 """
+import ctypes
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,20 +39,22 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import Checkpoint, CheckpointError, open_weights, read_checkpoint
-from .file_metadata import FileMetadata
+from .file_metadata import MAX_FIELD_CHARS, FileMetadata
 
 PARSES = threading.BoundedSemaphore(2)       # files read at once, process-wide
-STATUS_BYTES = 1 << 16                       # what a child may say beside its tensors (names excluded)
-WORK_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None   # files in memory where there is a tmpfs
+STATUS_BYTES = 8 * MAX_FIELD_CHARS           # what a child may say beside its tensors: its checked metadata
+SHARED_MEMORY = "/dev/shm"                   # work files in memory, where there is room (`_work_root`)
 READY = b"ready\n"                          # the fork server's word that it has imported what it needs
 START_SECONDS = 120                          # for the fork server to get ready (imports, on a busy machine)
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+LIBC = ctypes.CDLL(None)                     # prctl: a child dies with the fork server (Linux)
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
 class Limits:
     seconds: float = 30.0           # wall clock, then the child is killed
-    cpu_seconds: int = 30           # CPU time (RLIMIT_CPU)
+    cpu_seconds: int = 20           # CPU time (RLIMIT_CPU): below the wall clock, so a busy child hits it first
     base_bytes: int = 768 << 20     # address space beyond what the child has mapped when ready ...
     bytes_per_byte: int = 4         # ... plus this many bytes per byte of the file (tensors, their copies, the output)
     wait_seconds: float = 60.0      # for a free slot (`PARSES`), then "busy"
@@ -63,39 +67,47 @@ LIMITS = Limits()
 
 
 class ForkServer:
-    """The fork server, seen from the parent: jobs go to its stdin as JSON lines; it answers
-    "<job> started <pid>" when a job's child starts and "<job> exit <code>" when it ends (read by
-    one listening thread, handed to the job's caller)."""
+    """The fork server, seen from the parent: jobs (and a job's kill) go to its stdin as JSON lines;
+    it answers "<job> started <pid>" when a job's child starts and "<job> exit <code>" when it ends
+    (read by one listening thread, handed to the job's caller). It kills and reaps its own
+    children, so no pid is ever signalled after its reuse."""
 
     def __init__(self):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-c", f"from {__name__} import serve_forks; serve_forks()"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=PACKAGE_ROOT)
         self.ready, self.replies, self.jobs, self.writing = threading.Event(), {}, itertools.count(), threading.Lock()
-        threading.Thread(target=self._listen, daemon=True).start()
+        self.listener = threading.Thread(target=self._listen, daemon=True)
+        self.listener.start()
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.poll() is None and self.listener.is_alive()
+
+    def _send(self, message: dict) -> None:
+        with self.writing:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while not self.ready.wait(0.25):
+            if not self.alive() or time.monotonic() > deadline:
+                raise OSError("the fork server did not start")
 
     def run(self, path: Path, work: Path, limits: Limits) -> int:
         """The exit code of a child that read `path` into `work`; a CheckpointError on a timeout."""
         job, replies = next(self.jobs), queue.Queue()
         self.replies[job] = replies
         try:
-            if not self.ready.wait(START_SECONDS):
-                raise CheckpointError("the server could not start a reader for the file; please try again")
-            with self.writing:
-                self.process.stdin.write(json.dumps({"job": job, "path": str(path), "work": str(work),
-                                                     "limits": asdict(limits)}).encode() + b"\n")
-                self.process.stdin.flush()
-            pid = replies.get(timeout=START_SECONDS)
-            if pid is None:
+            self._wait_ready()
+            self._send({"job": job, "path": str(path), "work": str(work), "limits": asdict(limits)})
+            if replies.get(timeout=START_SECONDS) is None:          # its pid, once started
                 raise OSError("the fork server ended")
             try:
                 code = replies.get(timeout=limits.seconds)
             except queue.Empty:          # still reading: a crafted file (a pickle whose hashing never ends)
-                os.kill(pid, signal.SIGKILL)
-                replies.get()
+                self._send({"kill": job})
+                replies.get(timeout=START_SECONDS)
                 raise CheckpointError(f"refused: reading this file took over {limits.seconds:.0f} s, far longer "
                                       "than any weights file of its size takes (a file crafted to stall the reader)")
             if code is None:
@@ -104,15 +116,20 @@ class ForkServer:
         except (queue.Empty, OSError) as e:     # the fork server itself is gone
             raise CheckpointError("the server could not start a reader for the file; please try again") from e
         finally:
-            del self.replies[job]
+            self.replies.pop(job)
 
     def _listen(self) -> None:
         for line in self.process.stdout:
             if line == READY:
                 self.ready.set()
                 continue
-            job, _, value = line.split()
-            self.replies[int(job)].put(int(value))
+            try:
+                job, _, value = line.split()
+                replies = self.replies.get(int(job))      # None: its caller has stopped waiting
+                if replies is not None:
+                    replies.put(int(value))
+            except ValueError:                           # not a reply: ignore it
+                continue
         for replies in list(self.replies.values()):     # the fork server is gone: so are its children
             replies.put(None)
 
@@ -126,17 +143,31 @@ def read_isolated(source: str | os.PathLike | bytes, limits: Limits = LIMITS) ->
     if not PARSES.acquire(timeout=limits.wait_seconds):
         raise CheckpointError("the server is busy reading other weights files; please try again in a minute")
     try:
-        with tempfile.TemporaryDirectory(prefix="attention-lens-", dir=WORK_ROOT) as folder:
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            open_weights(source).close()            # a missing file is named as the caller gave it
+        size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.stat(source).st_size
+        with tempfile.TemporaryDirectory(prefix="attention-lens-", dir=_work_root(size)) as folder:
             work = Path(folder)
             if isinstance(source, (bytes, bytearray, memoryview)):
                 path = work / "upload"
                 path.write_bytes(source)
             else:
-                open_weights(source).close()        # a missing file is named as the caller gave it
                 path = Path(source)
             return _read(path.resolve(), work, limits)
+    except OSError as e:                            # no room for the work files, most likely
+        raise CheckpointError(f"the server could not read the file ({e.strerror or e}); please try again") from e
     finally:
         PARSES.release()
+
+
+def _work_root(size: int) -> str | None:
+    """/dev/shm where it is writable with room for the upload and its tensors twice over (a
+    container's is often 64 MB), else the system's temporary folder."""
+    try:
+        shm = os.statvfs(SHARED_MEMORY)
+        return SHARED_MEMORY if os.access(SHARED_MEMORY, os.W_OK) and shm.f_bavail * shm.f_frsize > 4 * size else None
+    except OSError:
+        return None
 
 
 def warm() -> ForkServer:
@@ -154,9 +185,12 @@ def _read(path: Path, work: Path, limits: Limits) -> Checkpoint:
         raise CheckpointError(_death(code, limits))
     if "error" in status:
         raise CheckpointError(status["error"])
-    state_dict = load_file(work / "tensors.safetensors")
-    names = json.loads((work / "names.json").read_text())
-    return Checkpoint({name: state_dict[name] for name in names}, status["metadata"])
+    try:
+        tensors = load_file(work / "tensors.safetensors")            # stored as "0", "1", ...
+        names = json.loads((work / "names.json").read_text())
+        return Checkpoint({name: tensors[str(i)] for i, name in enumerate(names)}, status["metadata"])
+    except Exception as e:          # what the child wrote is its own, but never trusted to parse
+        raise CheckpointError(f"refused: the reader's output could not be read ({type(e).__name__})") from e
 
 
 def _status(path: Path) -> dict | None:
@@ -173,7 +207,8 @@ def _death(exitcode: int, limits: Limits) -> str:
     """Why a child that left no status stopped, from its exit code (negative: the signal)."""
     causes = {-signal.SIGSEGV: "it crashed the reader (a file crafted to overflow its stack)",
               -signal.SIGXCPU: f"reading it used more than {limits.cpu_seconds} s of processor time",
-              -signal.SIGKILL: "the reader was stopped for using too much memory"}
+              -signal.SIGKILL: "the reader was stopped for using too much memory",
+              -signal.SIGABRT: "the reader ran out of memory"}
     return f"refused: {causes.get(exitcode, f'the reader stopped (exit code {exitcode})')}; nothing of it was used"
 
 
@@ -189,7 +224,8 @@ def _child(path: str, work: str, limits: Limits) -> None:
     try:
         checkpoint = read_checkpoint(path)
         metadata = FileMetadata.read(checkpoint.metadata).to_strings()
-        save_file(_own_storage(checkpoint.state_dict), out / "tensors.safetensors")
+        save_file({str(i): t for i, t in enumerate(_own_storage(checkpoint.state_dict).values())},
+                  out / "tensors.safetensors")              # by position: a file's names may be anything
         (out / "names.json").write_text(json.dumps(list(checkpoint.state_dict)))
         status = {"metadata": metadata}
     except CheckpointError as e:
@@ -239,12 +275,17 @@ def serve_forks() -> None:
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
                 job = json.loads(line)
+                if "kill" in job:
+                    for pid in [p for p, j in running.items() if j == job["kill"]]:
+                        os.kill(pid, signal.SIGKILL)         # still ours: reaped only below
+                    continue
                 pid = os.fork()
                 if pid == 0:                        # the child: one file, then gone, whatever happens
                     code = 1
                     try:
                         os.close(0)
                         replies.close()
+                        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)    # gone with the fork server
                         _child(job["path"], job["work"], Limits(**job["limits"]))
                         code = 0
                     finally:

@@ -9,6 +9,7 @@ from PIL import Image
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
                   "nearest": Image.Resampling.NEAREST}
 MIN_SIZE, MAX_SIZE = 16, 1024           # input sizes a model may ask for, in pixels
+MIN_CROP = 0.1                          # the smallest centre crop (timm's are 0.75-1): a tiny one resizes 10x
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class Preprocess:
                 and MIN_SIZE <= self.input_size <= MAX_SIZE):
             raise ValueError(f"input_size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, "
                              f"got {self.input_size!r:.40}")
-        if not (number(self.crop_pct) and 0 < self.crop_pct <= 1):
-            raise ValueError(f"crop_pct must be a share of the resized image in (0, 1], got {self.crop_pct!r:.40}")
+        if not (number(self.crop_pct) and MIN_CROP <= self.crop_pct <= 1):
+            raise ValueError(f"crop_pct must be a share of the resized image from {MIN_CROP} to 1, "
+                             f"got {self.crop_pct!r:.40}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r:.40}")
         for name in ("mean", "std"):

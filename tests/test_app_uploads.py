@@ -209,6 +209,35 @@ def test_bad_files_in_a_row_each_get_a_clear_error_and_the_next_image_works():
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, good))
 
 
+def test_a_refused_weights_file_is_read_once_not_on_every_rerun(monkeypatch):
+    """A crafted file costs its reader up to 30 s: a slider move must not start another."""
+    reads = []
+    load = pretrained.load
+    monkeypatch.setattr(pretrained, "load", lambda source, **k: (isinstance(source, bytes) and reads.append(1))
+                        or load(source, **k))
+    missing = tiny_state()
+    missing.pop("fc.weight")
+    at = own_checkpoint(app(), "missing.pt", checkpoint(missing))
+    for value in (0.3, 0.7, 0.4):
+        at.slider(key="alpha").set_value(value).run()
+    assert_clean(at)
+    assert len(reads) == 1
+    [error] = values(at.sidebar.error)
+    assert error.startswith("Cannot use missing.pt: not a ResNet state dict: no 'fc.weight'")
+
+
+def test_a_users_model_that_fails_on_the_image_gets_a_clear_error(monkeypatch):
+    at = own_checkpoint(app(), "mine.safetensors", save(tiny_state()))
+    def failing(*args, **kwargs):
+        raise RuntimeError("a kernel the model cannot run")
+
+    monkeypatch.setattr(app_page, "inspect_image", failing)
+    upload(at, "new.png", image(3), "image/png")
+    assert_clean(at)
+    [error] = values(at.main.error)
+    assert error.startswith("Cannot run mine.safetensors on new.png: the model failed on this image")
+
+
 # ---------- one visitor cannot hold every large-decode slot ----------
 
 @pytest.mark.parametrize("address, owner", [("203.0.113.7", "203.0.113.7"), (None, SESSION)])

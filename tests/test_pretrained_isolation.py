@@ -93,7 +93,7 @@ def test_a_key_whose_hash_never_ends_is_killed_on_time_and_the_caller_keeps_runn
     ticker = threading.Thread(target=lambda: [ticks.append(time.sleep(0.05)) for _ in range(20)])
     start = time.monotonic()
     ticker.start()
-    message = refusal(data, Limits(seconds=2))
+    message = refusal(data, Limits(seconds=2, cpu_seconds=30))
     took = time.monotonic() - start
     ticker.join()
     assert message == ("refused: reading this file took over 2 s, far longer than any weights file of its "
@@ -119,6 +119,20 @@ def test_opcodes_that_inflate_216_times_hit_the_memory_limit():
 def test_the_cpu_limit_stops_a_busy_child():
     assert refusal(tuple_dag_key(60), Limits(seconds=30, cpu_seconds=1)) == (
         "refused: reading it used more than 1 s of processor time; nothing of it was used")
+
+
+def test_a_reply_for_a_caller_that_stopped_waiting_is_ignored(monkeypatch):
+    """A job given up on (here: no time at all to start) still ends in the fork server; its late
+    replies must not stop the thread that hands out everyone else's."""
+    from pretrained import isolation
+    server = isolation.warm()
+    server._wait_ready()
+    monkeypatch.setattr(isolation, "START_SECONDS", 0)
+    assert refusal(saved({"w": torch.ones(2)})) == "the server could not start a reader for the file; please try again"
+    monkeypatch.setattr(isolation, "START_SECONDS", 120)
+    time.sleep(1)                                             # its replies arrive meanwhile
+    assert list(read_isolated(saved({"w": torch.ones(2)})).state_dict) == ["w"]
+    assert isolation.warm() is server and server.alive()
 
 
 def test_a_busy_server_says_so_rather_than_forking_without_bound(monkeypatch):
@@ -222,8 +236,9 @@ def test_an_se_file_with_an_empty_hidden_layer_is_named():
 @pytest.mark.parametrize("preprocess, message", [
     ({"input_size": 12000}, "input_size must be a whole number of pixels from 16 to 1024, got 12000"),
     ({"input_size": 128.5}, "input_size must be a whole number of pixels from 16 to 1024, got 128.5"),
-    ({"crop_pct": 0}, "crop_pct must be a share of the resized image in (0, 1], got 0"),
-    ({"crop_pct": float("nan")}, "crop_pct must be a share of the resized image in (0, 1], got nan"),
+    ({"crop_pct": 0}, "crop_pct must be a share of the resized image from 0.1 to 1, got 0"),
+    ({"crop_pct": 1e-310}, "crop_pct must be a share of the resized image from 0.1 to 1, got 1e-310"),
+    ({"crop_pct": float("nan")}, "crop_pct must be a share of the resized image from 0.1 to 1, got nan"),
     ({"interpolation": "lanczos"}, "interpolation must be one of bilinear, bicubic, nearest, got 'lanczos'"),
     ({"mean": [0.5, 0.5]}, "mean must be 3 numbers (red, green, blue), got [0.5, 0.5]"),
     ({"std": [0.2, 0.0, 0.2]}, "std must be above 0 in every channel, got (0.2, 0.0, 0.2)"),
@@ -243,6 +258,32 @@ def test_only_the_stem_pool_is_read_of_a_files_architecture():
     meta = {"architecture": json.dumps({"depth": 18, "stem_pool": True, "width": 999})}
     assert read_isolated(safetensors.torch.save({"w": torch.ones(1)}, metadata=meta)).metadata == {
         "architecture": '{"stem_pool": true}'}
+
+
+def test_an_imagenet_21k_file_keeps_its_class_names():
+    labels = [f"class {i:05d} with a longer name" for i in range(21_841)]
+    back = read_isolated(safetensors.torch.save({"w": torch.ones(1)}, metadata={"labels": json.dumps(labels)}))
+    assert json.loads(back.metadata["labels"]) == labels
+
+
+def test_any_tensor_name_comes_back_even_safetensors_own_header_key():
+    state = {"__metadata__": torch.ones(2), "w": torch.zeros(1), "a\nb \u2603": torch.full((1,), 3.0)}
+    back = read_isolated(saved(state)).state_dict
+    assert list(back) == list(state) and all(torch.equal(back[k], v) for k, v in state.items())
+
+
+def test_a_state_dict_of_too_many_entries_is_refused():
+    assert refusal(saved({f"w{i}": torch.zeros(1) for i in range(20_001)})) == (
+        "the state dict holds 20,001 entries; at most 20,000 are read (a ResNet-152 has about 1,000)")
+
+
+def test_work_files_go_where_there_is_room(monkeypatch, tmp_path):
+    from pretrained import isolation
+    assert isolation._work_root(1 << 20) == "/dev/shm"
+    assert isolation._work_root(1 << 60) is None                      # no room: the system's temporary folder
+    monkeypatch.setattr(isolation, "SHARED_MEMORY", str(tmp_path / "none"))
+    assert isolation._work_root(1) is None
+    assert list(read_isolated(saved({"w": torch.ones(1)})).state_dict) == ["w"]
 
 
 def test_labels_are_bounded():
