@@ -25,7 +25,6 @@ import math
 import re
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -125,10 +124,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, seconds: float = DEC
     `JPEG_MAX_PIXELS`. `seconds` bounds the decode's wall-clock time, and the wait for a slot."""
     if not data:
         raise ImageError("the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(data, max_pixels, seconds)
+    try:        # no warnings.catch_warnings here: it swaps the process's filters, which other threads share
+        return _decode(data, max_pixels, seconds)
     except ImageError:
         raise
     except _OutOfTime:
@@ -136,7 +133,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, seconds: float = DEC
                          f"open it in an image editor and save it again") from None
     except UnidentifiedImageError as e:
         raise ImageError(f"not an image in a supported format ({', '.join(FORMATS)})") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageError(f"the image is larger than the {_plain(max_pixels / 1e6)} MP limit -- "
                          f"please downscale it") from e
     except MemoryError as e:
