@@ -58,7 +58,7 @@ def grad_cams(model: nn.Module, x: torch.Tensor, blocks: list[str], target=None,
             x = x.clone()
     with torch.inference_mode(False), torch.enable_grad():
         logits, acts = _forward(model, x, names, track=True, edit=edit)
-        classes = _classes(target, logits)                                 # [B]
+        classes = target_classes(target, logits)                                 # [B]
         score = logits.gather(1, classes[:, None].to(logits.device)).sum()  # sum of each image's logit
         grads = torch.autograd.grad(score, [acts[n] for n in names])
     with torch.no_grad():
@@ -84,7 +84,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, block: str, target=None, batch_
     x = on_model_device(model, x)                      # the masks below are made on the model's device
     with torch.inference_mode():
         logits, acts = _forward(model, x, names, track=False)
-        classes = _classes(target, logits).tolist()
+        classes = target_classes(target, logits).tolist()
         a = acts[block]                                                     # [B, C, h, w]
         scores = torch.empty(a.shape[:2])                                   # [B, C]
         for i, c in enumerate(classes):
@@ -116,8 +116,9 @@ def _check(model: nn.Module, x: torch.Tensor, blocks) -> list[str]:
     return list(dict.fromkeys(blocks))
 
 
-def _classes(target, logits: torch.Tensor) -> torch.Tensor:
-    """[B] class indices: `target` checked against the logits [B, classes], or their argmax."""
+def target_classes(target, logits: torch.Tensor) -> torch.Tensor:
+    """[B] class indices on the CPU: `target` (None, one index, or one per image) checked against
+    the scores [B, classes], or their argmax: each image's top class."""
     batch, n = logits.shape
     if target is None:
         return logits.argmax(1).cpu()
@@ -129,7 +130,7 @@ def _classes(target, logits: torch.Tensor) -> torch.Tensor:
         t = t.expand(batch)                                  # one class for every image
     if t is None or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool \
             or t.shape != (batch,) or not ((t >= 0) & (t < n)).all():
-        raise ValueError(f"target must be None (the top prediction), a class index from 0 to {n - 1}, "
+        raise ValueError(f"target must be None (each image's top class), a class index from 0 to {n - 1}, "
                          f"or a list of {batch} (one per image); got {target!r}")
     return t.long().cpu()
 

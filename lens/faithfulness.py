@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter1d
 from torch import nn
 
+from blocks.attribution import target_classes
 from blocks.hooks import on_model_device
 
 from .localisation import centred_gaussian
@@ -75,7 +76,7 @@ def curves(model: nn.Module, x: torch.Tensor, saliency, target=None, steps: int 
     with _evaluating(model), torch.inference_mode():
         x = on_model_device(model, x)
         clean = _probabilities(model, x)                                                # [B, classes]
-        classes = _targets(target, clean)                                               # [B]
+        classes = target_classes(target, clean)                                               # [B]
         values = F.interpolate(maps[:, None].to(x.device), size=(h, w), mode="bilinear",
                                align_corners=False)[:, 0].flatten(1)                   # [B, H*W]
         ranks = values.argsort(dim=1, descending=True, stable=True).argsort(dim=1)     # [B, H*W] 0: first
@@ -154,24 +155,6 @@ def _evaluating(model: nn.Module):
     finally:
         for module in training:
             module.training = True
-
-
-def _targets(target, probabilities: torch.Tensor) -> torch.Tensor:
-    """[B] class indices on the CPU: `target` checked against the model's classes, or the top ones."""
-    batch, n = probabilities.shape
-    if target is None:
-        return probabilities.argmax(1).cpu()
-    try:
-        t = None if isinstance(target, bool) else torch.as_tensor(target)
-    except (TypeError, ValueError, RuntimeError):
-        t = None
-    if t is not None and t.ndim == 0:
-        t = t.expand(batch)
-    if t is None or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool \
-            or t.shape != (batch,) or not ((t >= 0) & (t < n)).all():
-        raise ValueError(f"target must be None (each image's top class), a class index from 0 to {n - 1}, "
-                         f"or a list of {batch} (one per image); got {target!r}")
-    return t.long().cpu()
 
 
 def _checked(model, x, saliency, steps, fill, seed) -> tuple[torch.Tensor, torch.Tensor]:

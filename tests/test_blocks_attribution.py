@@ -313,7 +313,7 @@ def test_bad_blocks_and_targets_are_value_errors_naming_the_valid_ones():
     with pytest.raises(ValueError, match="non-empty list"):
         grad_cams(model, x, "layer3.1")
     for bad in (-1, 10, 1.5, True, [1], [1, 2, 3], [[1, 2]], ["a", "b"], torch.tensor([0.0, 1.0])):
-        with pytest.raises(ValueError, match=r"top prediction.*0 to 9.*list of 2"):
+        with pytest.raises(ValueError, match=r"top class.*0 to 9.*list of 2"):
             grad_cam(model, x, "layer3.1", bad)
     with pytest.raises(ValueError, match="0 to 9"):
         score_cam(model, x, "layer3.1", 10)
