@@ -22,6 +22,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import pretrained
 from lens import MAX_TOP_K, UNCHANGED_POINTS, BlockView, Inspection, inspect_image, outcome
+from lens.cost import too_costly
 from lens.card_notes import block_note, model_note
 from lens.domain_note import domain_note
 from lens.localisation import MEASURES
@@ -373,7 +374,7 @@ def unavailable(entry: pretrained.ModelEntry, error: Exception) -> str:
     return UNAVAILABLE[entry.source].format(name=md(entry.name))
 
 
-def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | None:
+def own_checkpoint() -> tuple[pretrained.LoadedModel, str] | str | None:
     """A user's weights file, kept in this session once loaded (the uploader then gives way to its
     name: a file uploader copies its whole file on every rerun), with the settings a bare file
     cannot carry. Each upload gets a fresh uploader, so "Use another weights file" starts empty."""
@@ -421,9 +422,10 @@ def load_checkpoint(upload) -> bool:
     return True
 
 
-def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tuple[pretrained.LoadedModel, str]:
+def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tuple[pretrained.LoadedModel, str] | str:
     """What a bare weights file cannot say: the input size and crop the model was trained with,
-    and its class names. Returns the model so configured and its cache key."""
+    and its class names. Returns the model so configured and its cache key, or, where that costs
+    more per image than the server runs (`lens.cost`), what to do instead."""
     p = loaded.preprocess
     with st.expander("How this checkpoint sees images"):
         size = st.number_input("Input size (pixels)", 16, 1024, p.input_size, step=16, key=f"size_{model_key}")
@@ -436,6 +438,9 @@ def configure_checkpoint(loaded: pretrained.LoadedModel, model_key: str) -> tupl
     except ValueError as e:
         st.warning(f"{shown(e)}: keeping the file's names.")
         configured, names = loaded.configured(int(size), crop), None
+    if costly := too_costly(configured.model, configured.preprocess.input_size):
+        st.error(costly)
+        return costly
     return configured, f"{model_key}:{size}:{crop}:{sha(chr(10).join(names or ()).encode())}"
 
 

@@ -239,6 +239,24 @@ def test_a_users_model_that_fails_on_the_image_gets_a_clear_error(monkeypatch):
     assert error.startswith("Cannot run mine.safetensors on new.png: the model failed on this image")
 
 
+def test_a_users_model_too_costly_at_its_input_size_says_so_and_a_smaller_size_works(monkeypatch):
+    import lens.cost
+    at = own_checkpoint(app(), "mine.safetensors", save(tiny_state("cbam", seed=2)))
+    assert_clean(at) and not at.error
+    [size] = [n for n in at.number_input if n.label == "Input size (pixels)"]
+    small = size.value
+    monkeypatch.setattr(lens.cost, "MAX_FORWARD_FLOPS", 1e8)      # a tiny model: a tiny budget
+    size.set_value(1024).run()
+    assert_clean(at)
+    [error] = values(at.sidebar.error)
+    assert error.startswith("At 1024 px this model needs ") and "this server runs at most 0" in error
+    assert values(at.main.info) == [error] and not at.dataframe
+    [size] = [n for n in at.number_input if n.label == "Input size (pixels)"]
+    size.set_value(small).run()
+    assert_clean(at) and not at.error
+    assert shown_predictions(at)
+
+
 # ---------- one visitor cannot hold every large-decode slot ----------
 
 @pytest.mark.parametrize("address, owner", [("203.0.113.7", "203.0.113.7"), (None, SESSION)])
