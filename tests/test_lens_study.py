@@ -148,6 +148,7 @@ def run(shapes_model, out, source="shapes:v2:1:24", **options):
     return run_study(source, shapes_model, out, batch_size=4, shard_size=8, workers=0, progress=False, **options)
 
 
+@pytest.mark.slow             # runs the study end to end
 def test_a_study_writes_its_tables_and_figures(shapes_model, tmp_path):
     summary = run(shapes_model, tmp_path)
     assert summary["images"] == 24 and summary["failed"] == [] and summary["labels_match_model"]
@@ -193,6 +194,7 @@ def test_a_folder_of_studies_is_read_without_following_links_out_of_it(tmp_path)
             StudyResults.open(folder, root)
 
 
+@pytest.mark.slow             # runs the study end to end
 def test_an_interrupted_study_resumes_from_its_last_shard_and_gives_the_same_result(shapes_model, tmp_path,
                                                                                   monkeypatch):
     whole = run(shapes_model, tmp_path / "whole")
@@ -218,6 +220,7 @@ def test_an_interrupted_study_resumes_from_its_last_shard_and_gives_the_same_res
                                       pd.read_parquet(tmp_path / "resumed" / f"{table}.parquet"))
 
 
+@pytest.mark.slow             # runs the study end to end
 def test_a_folder_with_other_arguments_is_not_mixed_in(shapes_model, tmp_path):
     run(shapes_model, tmp_path, "shapes:v2:1:8")
     with pytest.raises(ValueError, match="holds a study made with other arguments"):
@@ -240,6 +243,7 @@ def test_an_image_folder_study_skips_unreadable_files_and_has_no_localisation(sh
     assert images["label_name"].tolist() == ["circle"] * 3 + ["square"] * 3
 
 
+@pytest.mark.slow             # runs the study end to end
 def test_the_command_runs_a_study_and_reports_bad_arguments(shapes_model, tmp_path, capsys):
     assert study.main(["shapes:v2:0:8", "--model", shapes_model.source, "--out", str(tmp_path), "--batch-size", "4",
                        "--shard-size", "8", "--workers", "0", "--quiet"]) == 0
@@ -285,6 +289,7 @@ def test_the_ray_engine_gives_the_single_process_result(shapes_model, tmp_path):
     assert images["local"]["predicted"].tolist() == images["ray"]["predicted"].tolist()
 
 
+@pytest.mark.slow             # runs the study end to end
 def test_several_models_are_studied_side_by_side_and_a_model_without_gates_is_skipped(shapes_model, tmp_path,
                                                                                        capsys):
     files = {}
