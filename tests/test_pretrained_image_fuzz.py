@@ -22,7 +22,7 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
     return buf.getvalue()
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1)          # one set of seed files: no argument, one entry
 def seeds() -> dict[str, bytes]:
     """Small valid files of every format the uploader takes, in the variants their plugins parse
     differently."""
