@@ -33,8 +33,10 @@ from viz import figure_png
 from viz.study import channel_health_figure, class_maps_figure, excitation_figure, specificity_figure
 
 from .model_options import add_model_options, load_model
-from .study_source import SourceSpec, StudyDataset, collate, masks_of, parse_source
-from .study_stats import Partial, study_batch
+from .study_batch import compute_batch
+from .study_ray import run_ray
+from .study_source import SourceSpec, StudyDataset, collate, parse_source
+from .study_stats import Partial
 from .study_summary import block_moments, summarise
 
 FORMAT = 1                 # bumped when shard files change meaning
@@ -82,19 +84,6 @@ class Plan:
         stop = min(self.images, (shard + 1) * self.shard_size)
         return [list(range(i, min(i + self.batch_size, stop))) for i in range(shard * self.shard_size, stop,
                                                                                self.batch_size)]
-
-
-def compute_batch(loaded: pretrained.LoadedModel, spec: SourceSpec, batch: dict) -> Partial:
-    """One collated batch's statistics (the function every engine runs)."""
-    failed = {"index": np.array([i for i, _ in batch["failed"]], np.int64),
-              "reason": np.array([r for _, r in batch["failed"]], str)}
-    if batch["x"] is None:
-        return Partial(failed=failed)
-    index = batch["index"].tolist()
-    with torch.inference_mode():
-        partial = study_batch(loaded.model, batch["x"], batch["label"].numpy(), masks_of(batch), index,
-                              [spec.image_id(i) for i in index], loaded.labels, len(spec.classes))
-    return Partial(partial.arrays, partial.rows, failed)
 
 
 class ShardStore:
@@ -180,7 +169,6 @@ def run_study(source: str, model: StudyModel, out: Path, *, batch_size: int = 64
         if callable(progress):
             bar = Reported(bar, progress)
         if pending and engine == "ray":
-            from .study_ray import run_ray
             run_ray(model, spec, plan, store, pending, address, ray_workers, bar)
         elif pending:
             run_local(loaded, spec, plan, store, pending, default_workers() if workers is None else workers, bar)

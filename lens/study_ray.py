@@ -1,5 +1,5 @@
 """The study's batches on a Ray cluster (Ray Data, https://docs.ray.io/en/latest/data/): the same
-`lens.study.compute_batch` as the local engine, on an actor pool that loads the model once per
+`lens.study_batch.compute_batch` as the local engine, on an actor pool that loads the model once per
 actor, and the same shard files, so the totals equal a single-process run's.
 
 One dataset row per planned batch (not per image): Ray Data may re-slice rows into batches as
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .study_batch import compute_batch
 from .study_source import SourceSpec, StudyDataset, collate
 from .study_stats import Partial
 
@@ -38,7 +39,6 @@ class BatchWorker:
     """A Ray Data actor: loads the model once, then computes whole planned batches."""
 
     def __init__(self, model, spec: SourceSpec, threads: int):
-        from .study import compute_batch                    # the one per-batch function
         torch.set_num_threads(threads)
         self.compute, self.loaded, self.spec = compute_batch, model.load(), spec
         self.dataset = StudyDataset(spec, self.loaded.preprocess)

@@ -323,3 +323,17 @@ def test_class_correlations_equal_pearson_with_absent_and_constant_classes():
         for j in range(6):
             expected = np.nan if 0 in (count[i], count[j]) else 1.0 if i == j else pearson(means[i], means[j])
             np.testing.assert_allclose(matrix[i, j], expected, atol=1e-12)
+
+
+def test_the_engines_share_the_batch_function_without_importing_each_other():
+    import ast
+    from pathlib import Path
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((Path(study.__file__).parent / f"{name}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+
+    assert "study_batch" in imports("study") and "study_batch" in imports("study_ray")
+    assert "study" not in imports("study_ray") | imports("study_batch")
+    from lens import study_batch, study_ray
+    assert study.compute_batch is study_batch.compute_batch is study_ray.compute_batch
