@@ -6,11 +6,12 @@ from .checks import eca_kernel_size
 from .eca import ECABlock
 from .resnet import AttentionOptions, AttentionResNet, attention_resnet
 from .se import SEBlock
-from .sites import AttentionSite, attention_sites
+from .sites import AttentionKind, AttentionSite, attention_kind, attention_kinds, attention_sites
 
 __all__ = [
     "SEBlock", "ECABlock", "CBAMBlock", "ChannelAttentionMLP", "ChannelAttentionConv",
     "SpatialAttention", "eca_kernel_size", "AttentionOptions", "AttentionResNet", "attention_resnet",
-    "capture_attention", "attention_sites", "AttentionSite", "interventions", "strongest_channels", "Capture",
+    "capture_attention", "attention_sites", "AttentionSite", "AttentionKind", "attention_kind", "attention_kinds",
+    "interventions", "strongest_channels", "Capture",
     "AttentionRecord", "Intervention", "grad_cam", "grad_cams", "score_cam", "residual_blocks",
 ]

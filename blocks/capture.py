@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from .hooks import CallHooks
-from .sites import ATTENTION_MODULES, AttentionSite, attention_sites
+from .sites import ATTENTION_MODULES, AttentionKind, AttentionSite, attention_kind, attention_sites
 
 @dataclass(frozen=True)
 class AttentionRecord:
     """What one attention block computed. Tensors are on the CPU, batch first."""
     name: str                      # the residual block, e.g. "layer3.5"
     module: str                    # the attention module, e.g. "layer3.5.attn" (timm: ".se")
-    kind: str                      # "se" | "eca" | "cbam"
+    kind: str                      # the kind's name, "se" | "eca" | "cbam": its record is `attention`
     stage: int | None              # 1..4 for ResNets (layerS), else None
     block: int | None              # index within the stage
     channel: torch.Tensor          # [B, C] channel weights in [0, 1]
@@ -35,6 +35,10 @@ class AttentionRecord:
     @property
     def channels(self) -> int:
         return self.channel.shape[1]
+
+    @property
+    def attention(self) -> AttentionKind:
+        return attention_kind(self.kind)
 
     def activity(self, k: int = 8) -> torch.Tensor:
         """[B, h, w]: mean positive activation of the k most-excited channels -- where the
@@ -89,13 +93,14 @@ class Intervention:
 
 
 INTERVENTIONS = ("gate_off", "channel_gate_off", "spatial_gate_off", "zero_top_k")
-CBAM_ONLY = ("channel_gate_off", "spatial_gate_off")        # one of CBAM's two gates alone
+ONE_OF_TWO_GATES = ("channel_gate_off", "spatial_gate_off")   # one of two gates alone (CBAM's)
 
 
 def interventions(kind: str) -> tuple[str, ...]:
-    """The edits that mean something for a block of `kind`: SE/ECA have one gate, so switching
-    "only the channel gate" off is switching it off, and there is no spatial gate."""
-    return INTERVENTIONS if kind == "cbam" else tuple(m for m in INTERVENTIONS if m not in CBAM_ONLY)
+    """The edits that mean something for a block of the kind named `kind`: a kind with one gate
+    (SE, ECA) has "only the channel gate" off equal to all of it off, and no spatial gate."""
+    two_gates = attention_kind(kind).has_spatial_gate
+    return INTERVENTIONS if two_gates else tuple(m for m in INTERVENTIONS if m not in ONE_OF_TWO_GATES)
 
 
 def strongest_channels(weights: torch.Tensor, k: int) -> torch.Tensor:
@@ -192,7 +197,7 @@ def register_intervention(edit: Intervention, sites: list[AttentionSite], call: 
         call.add(site.module, zero_top_k)
         return
     if edit.mode == "spatial_gate_off" and site.spatial_gate is None:
-        raise ValueError(f"{edit.block} is {site.kind.upper()}: it has no spatial gate to switch off; "
+        raise ValueError(f"{edit.block} is {site.attention.display}: it has no spatial gate to switch off; "
                          "use 'gate_off' or 'zero_top_k'")
     gates = {"gate_off": (site.channel_gate, site.spatial_gate), "channel_gate_off": (site.channel_gate,),
              "spatial_gate_off": (site.spatial_gate,)}[edit.mode]

@@ -15,16 +15,49 @@ from operator import attrgetter
 
 from torch import nn
 
-# attention module class -> (kind, channel gate path, spatial gate path or None)
+
+@dataclass(frozen=True)
+class AttentionKind:
+    """What one kind of attention module is: every text, table and figure asks this record rather
+    than comparing kind names. A new kind is one record here and its classes in ATTENTION_MODULES."""
+    name: str                  # the key in JSON, a study's summary and `attention_resnet`: "se"
+    display: str               # how a text names it: "SE"
+    order: int                 # its place when kinds are listed together (the papers' order)
+    paper: str                 # the paper that defines it
+    formula: str               # its gates in one line, sizes left symbolic
+    has_spatial_gate: bool     # a per-pixel gate after the channel gate: its map is a gate, drawn on 0..1
+
+
+SE = AttentionKind("se", "SE", 0, "Hu et al., CVPR 2018", "w = sigmoid(W2 relu(W1 pool(x))), y = w * x", False)
+ECA = AttentionKind("eca", "ECA", 1, "Wang et al., CVPR 2020", "w = sigmoid(conv1d_k(avgpool(x))), y = w * x", False)
+CBAM = AttentionKind("cbam", "CBAM", 2, "Woo et al., ECCV 2018",
+                     "Mc = sigmoid(MLP(avgpool x) + MLP(maxpool x)), x' = Mc * x; "
+                     "Ms = sigmoid(conv([max_c x'; mean_c x'])), y = Ms * x'", True)
+
+# attention module class -> (its kind, channel gate path, spatial gate path or None)
 ATTENTION_MODULES = {
-    "blocks.se.SEBlock": ("se", "gate", None),
-    "blocks.eca.ECABlock": ("eca", "gate", None),
-    "blocks.cbam.CBAMBlock": ("cbam", "channel.gate", "spatial.gate"),
-    "timm.layers.squeeze_excite.SEModule": ("se", "gate", None),
-    "timm.layers.eca.EcaModule": ("eca", "gate", None),
-    "timm.layers.cbam.CbamModule": ("cbam", "channel.gate", "spatial.gate"),
-    "timm.models.senet.SEModule": ("se", "sigmoid", None),
+    "blocks.se.SEBlock": (SE, "gate", None),
+    "blocks.eca.ECABlock": (ECA, "gate", None),
+    "blocks.cbam.CBAMBlock": (CBAM, "channel.gate", "spatial.gate"),
+    "timm.layers.squeeze_excite.SEModule": (SE, "gate", None),
+    "timm.layers.eca.EcaModule": (ECA, "gate", None),
+    "timm.layers.cbam.CbamModule": (CBAM, "channel.gate", "spatial.gate"),
+    "timm.models.senet.SEModule": (SE, "sigmoid", None),
 }
+
+
+def attention_kinds() -> list[AttentionKind]:
+    """Every kind some module of ATTENTION_MODULES has, in their `order`."""
+    return sorted({kind for kind, _, _ in ATTENTION_MODULES.values()}, key=lambda k: (k.order, k.name))
+
+
+def attention_kind(name: str) -> AttentionKind:
+    """The record of the kind named `name` ("se", "eca", "cbam", or one registered since)."""
+    kinds = attention_kinds()
+    for kind in kinds:
+        if kind.name == name:
+            return kind
+    raise ValueError(f"unknown attention kind {name!r}; known kinds: {', '.join(k.name for k in kinds)}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +65,7 @@ class AttentionSite:
     """One attention module of a model and the residual block it belongs to."""
     name: str                        # the residual block, e.g. "layer3.1"
     module_name: str                 # the attention module, e.g. "layer3.1.attn" (timm: ".se")
-    kind: str                        # "se" | "eca" | "cbam"
+    kind: str                        # the kind's name, "se" | "eca" | "cbam": its record is `attention`
     stage: int | None                # position in feature_info: 1..4 for ResNets (layerS)
     block: int | None                # index of the residual block within its stage
     channels: int | None             # channels of the stage's feature map (feature_info num_chs)
@@ -41,15 +74,19 @@ class AttentionSite:
     channel_gate: nn.Module
     spatial_gate: nn.Module | None
 
+    @property
+    def attention(self) -> AttentionKind:
+        return attention_kind(self.kind)
+
 
 @lru_cache(maxsize=64)        # keyed by module classes: the code's, not a user's
 def _spec(module_type: type) -> tuple | None:
-    """(kind, channel gate getter, spatial gate getter or None) for an attention module type."""
+    """(kind name, channel gate getter, spatial gate getter or None) for an attention module type."""
     spec = ATTENTION_MODULES.get(f"{module_type.__module__}.{module_type.__qualname__}")
     if spec is None:
         return None
     kind, channel_path, spatial_path = spec
-    return kind, attrgetter(channel_path), attrgetter(spatial_path) if spatial_path else None
+    return kind.name, attrgetter(channel_path), attrgetter(spatial_path) if spatial_path else None
 
 
 def _attention_modules(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module, tuple]]:

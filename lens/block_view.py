@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from blocks import AttentionRecord, strongest_channels
+from blocks import AttentionKind, AttentionRecord, attention_kind, strongest_channels
 from viz import SpatialView
 
 DIGITS = range(4, 10)        # decimals tried until every listed weight reads differently
@@ -56,7 +56,8 @@ def spatial_view(record: AttentionRecord, index: int = 0, top_k: int = 8) -> Spa
     """The map for image `index` of a capture record. SE/ECA records need their channel maps
     (`capture_attention(..., channel_maps=K)`)."""
     if record.spatial is not None:
-        return SpatialView(record.spatial[index].numpy(), "spatial attention (CBAM gate)", True, "gate value")
+        return SpatialView(record.spatial[index].numpy(), f"spatial attention ({record.attention.display} gate)",
+                           True, "gate value")
     values = record.activity(top_k)[index].numpy()
     k = max(1, min(top_k, record.top_maps.shape[1]))
     if k == 1:
@@ -73,7 +74,7 @@ class BlockView:
     """What one attention block did to one image."""
     name: str                      # "layer3.1"
     module: str                    # the attention module, "layer3.1.attn"
-    kind: str                      # "se" | "eca" | "cbam"
+    kind: str                      # the kind's name, "se" | "eca" | "cbam": its record is `attention`
     stage: int | None
     block: int | None
     feature_size: tuple[int, int]
@@ -92,6 +93,10 @@ class BlockView:
     @property
     def channels(self) -> int:
         return len(self.weights)
+
+    @property
+    def attention(self) -> AttentionKind:
+        return attention_kind(self.kind)
 
     @property
     def title(self) -> str:

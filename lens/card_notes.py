@@ -2,6 +2,7 @@
 how the model does in distribution and under each shift, and for one block how its map sits on
 the object beside the card's baselines, what switching its attention off costs, and how many of
 its channel weights are saturated. Measured over the card's test images, not this one image."""
+from blocks import attention_kind
 from pretrained.bundled import card_entry
 from pretrained.evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
 from pretrained.shapes import SHIFTS
@@ -38,7 +39,7 @@ def block_note(name: str, block: str) -> str | None:
     own, baselines = auc["attention"], [m for m in BASELINES if auc[m] is not None]
     # two decimals unless they would print a tie that the comparison below does not make
     digits = 3 if own is not None and any(round(auc[m], 2) == round(own, 2) for m in baselines) else 2
-    which = ("its spatial gate" if card["attention"] == "cbam"
+    which = ("its spatial gate" if attention_kind(card["attention"]).has_spatial_gate
              else f"its map of where its {ACTIVITY_CHANNELS} most-excited channels fire")
     if own is None:
         where = f"{which} has no mass on any image"

@@ -199,7 +199,7 @@ class Inspection:
     def channels_figure(self, name: str, *, sort: bool = False, top_k: int = 5) -> Figure:
         view = self.view(name, top_k)
         return channel_weights_figure(view.weights, sort=sort, top_k=top_k, title=(
-            f"{view.name} ({view.kind.upper()}): {view.channels} channel weights"))
+            f"{view.name} ({view.attention.display}): {view.channels} channel weights"))
 
     def map_figure(self, name: str, *, top_k: int = 5, cmap: str = "jet", alpha: float = 0.5,
                    stretch: bool = False, cells: bool = False) -> Figure:

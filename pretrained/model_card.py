@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from blocks import attention_kind
 from lens.localisation import MEASURES
 
 from .bundled import CARD_JSON, WEIGHTS_DIR
@@ -109,7 +110,7 @@ def targets(card: dict) -> list[dict]:
                                               "important block",
                      "measured": f"{blocks[costly]['gate_off_cost']:.1f} points ({costly})",
                      "met": blocks[costly]["gate_off_cost"] >= GATE_OFF_TARGET})
-        if c["attention"] == "cbam":
+        if attention_kind(c["attention"]).has_spatial_gate:
             beating = [b for b in blocks if beats_baselines(blocks[b]["localisation"])]
             rows.append({"model": name, "target": "spatial gate beats all three baselines on AUC at >= half its blocks",
                          "measured": f"{len(beating)} of {len(blocks)} blocks" + (f" ({', '.join(beating)})" if beating else ""),

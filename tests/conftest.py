@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import attention_resnet
+from blocks import attention_resnet, sites
+from fake_kind import VARIANTS, FakeKind
 
 KINDS = ("se", "eca", "cbam")
 torch.set_num_threads(1)     # tiny models gain nothing from a second thread, and two OpenMP programs
@@ -45,3 +46,17 @@ def tiny_model(kind) -> nn.Module:
     """A seeded ResNet-18 of width 8 with `kind` attention, eval mode, 10 classes."""
     torch.manual_seed(0)
     return randomize_batchnorm(attention_resnet(18, kind, num_classes=10, width=8, ratio=4)).eval()
+
+
+@pytest.fixture(params=list(VARIANTS))
+def fake_kind(request, monkeypatch) -> FakeKind:
+    """A fourth attention kind, registered in `blocks.sites.ATTENTION_MODULES` for this test only and
+    run once with one gate ("toy", like SE/ECA) and once with two ("toy2", like CBAM): its
+    `.kind` record, `.model()` (a tiny seeded ResNet-18 using it) and `.loaded()` (that model as a
+    `pretrained.LoadedModel`). See tests/fake_kind.py."""
+    fake = VARIANTS[request.param]
+    sites._spec.cache_clear()            # the cache is keyed by module class: forget what it knew
+    monkeypatch.setitem(sites.ATTENTION_MODULES, fake.path, fake.entry)
+    yield fake
+    monkeypatch.undo()
+    sites._spec.cache_clear()
