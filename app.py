@@ -1,8 +1,8 @@
 """Attention Lens: see what SE, ECA and CBAM attention blocks do inside a ResNet.
 
-The script Streamlit runs for every page: the frame, then `app_page.main`. Everything else lives in
-`app_page`, imported once per process: what a script defines is defined again on every rerun (two
-dataclasses, eight cached functions whose source Streamlit reads and hashes), ~3 ms of a page's
+The script Streamlit runs for every page: the frame, then `views.page.main`. Everything else lives in
+the `views` package, imported once per process: what a script defines is defined again on every
+rerun (dataclasses, cached functions whose source Streamlit reads and hashes), ~3 ms of a page's
 ~25 ms of server time.
 """
 import streamlit as st
@@ -18,5 +18,5 @@ def frame() -> None:
 
 frame()
 with st.spinner("Starting: loading PyTorch and the models..."):
-    from app_page import main  # noqa: E402  (after the frame: the first page shows at once)
+    from views.page import main  # noqa: E402  (after the frame: the first page shows at once)
 main()

@@ -204,6 +204,11 @@ class Panel:
     random_deletion: tuple[float, float, float]    # the random maps' mean AUC, then the band's ends
     random_insertion: tuple[float, float, float]
 
+    # `block_panel` scores the block's own map, the same map reversed, Grad-CAM, a centred Gaussian, in that order
+    own = property(lambda self: self.scores[0])
+    grad_cam = property(lambda self: self.scores[2])
+    gaussian = property(lambda self: self.scores[3])
+
     def sentence(self, score: MapScore) -> str:
         """One plain sentence on `score`, e.g. for the app's caption."""
         band = (f"{len(self.curves.target) - len(self.scores)} random maps' {BAND[0]:.0%}-{BAND[1]:.0%} band: "
@@ -220,6 +225,20 @@ class Panel:
                     f"by insertion {score.insertion_verdict}")
         return (f"{head} (deletion AUC {score.deletion_auc:.3f}, lower is better; insertion AUC "
                 f"{score.insertion_auc:.3f}, higher is better; {band}).")
+
+    def chart_rows(self) -> tuple[list[dict], list[dict]]:
+        """The curves for a chart: rows (map, curve, fraction, probability) for each scored map, and
+        rows (curve, fraction, low, high) of the random maps' 5-95% band at each fraction."""
+        fractions = self.curves.fractions.tolist()
+        lines, band = [], []
+        for curve, values in (("deletion", self.curves.deletion), ("insertion", self.curves.insertion)):
+            for score, row in zip(self.scores, values.tolist()):
+                lines += [{"map": score.label, "curve": curve, "fraction": f, "probability": p}
+                          for f, p in zip(fractions, row)]
+            random = values[len(self.scores):].double()
+            low, high = torch.quantile(random, torch.tensor(BAND, dtype=torch.float64), dim=0).tolist()
+            band += [{"curve": curve, "fraction": f, "low": lo, "high": hi} for f, lo, hi in zip(fractions, low, high)]
+        return lines, band
 
 
 def block_panel(inspection, name: str, target: int | None = None, fill: str = "blur", randoms: int = RANDOM_MAPS,
@@ -259,3 +278,15 @@ def _verdict(auc: float, band: tuple[float, float, float], lower: bool) -> str:
     if low <= auc <= high:
         return "no better than chance"
     return "better than chance" if (auc < low) == lower else "worse than chance"
+
+
+FILLS = {"blur": "blurred image (RISE)", "mean": "dataset mean colour", "road": "ROAD imputation (slower)"}
+WHAT_IT_SHOWS = (
+    "Deletion removes the pixels a map ranks highest first and records the class's probability; insertion "
+    "restores them first onto a blank (Petsiuk et al., BMVC 2018). A map the prediction depends on makes "
+    "deletion fall fast (low AUC) and insertion rise fast (high AUC). Random maps of the block's resolution give "
+    "the band of chance; the centred Gaussian and the reversed map are baselines that look at nothing in "
+    "particular. What it does not show: half-removed images are unlike anything the model was trained on, so a "
+    "fall can come from the removal itself (ROAD, Rong et al., ICML 2022, fills the pixels from their "
+    "neighbours to limit that); it scores one image and one class; and a map that passes shows where the "
+    "evidence lies, not that attention explains the model (Jain & Wallace, NAACL 2019).")

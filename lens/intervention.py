@@ -43,3 +43,29 @@ def outcome(before: float, after: float) -> str:
     moved by less than `UNCHANGED_POINTS` percentage points."""
     points = 100 * (after - before)
     return "unchanged" if abs(points) < UNCHANGED_POINTS else "raised" if points > 0 else "lowered"
+
+
+EDIT_ACTS = {"gate_off": ("Switching `{block}`'s attention off", "this block's attention"),
+             "channel_gate_off": ("Switching `{block}`'s channel gate off", "this channel gate"),
+             "spatial_gate_off": ("Switching `{block}`'s spatial gate off", "this spatial gate"),
+             "zero_top_k": ("Zeroing `{block}`'s top-{k} channels", "these channels")}
+OUTCOMES = {
+    "raised": "{act} **raised** the probability of '{label}' from {p0} to {p1}. On this image {subject} held back "
+              "evidence for '{label}', or the edit shifted the model's calibration (how sure it is) without adding "
+              "evidence; it does not show that attention is harmful: the rest of the model was trained with it in place.",
+    "lowered": "{act} **lowered** the probability of '{label}' from {p0} to {p1}: on this image the prediction is "
+               "sensitive to {subject}. It does not show that what {subject} favours causes the class: the edit "
+               "rescales the whole branch at once, and the blocks after it get features unlike those they were "
+               "trained on.",
+    "unchanged": "{act} moved the probability of '{label}' by less than {points} points ({p0} to {p1}): on this "
+                 "image the prediction does not rely on {subject} (the shortcut carries the block's input past it, "
+                 "and the blocks after it can make up for the change)."}
+
+
+def explanation(edit: Intervention, before: float, after: float, label: str, zeroed: int) -> str:
+    """What an edit did to a class's probability (0..1) and what that does and does not show, in
+    markdown (`label` already made literal by the caller; `zeroed`: the channels "zero_top_k" zeroes)."""
+    act, subject = EDIT_ACTS[edit.mode]
+    return OUTCOMES[outcome(before, after)].format(
+        act=act.format(block=edit.block, k=zeroed), subject=subject, label=label, p0=f"{before:.2%}",
+        p1=f"{after:.2%}", points=UNCHANGED_POINTS)

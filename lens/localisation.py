@@ -84,6 +84,12 @@ def auc(attention_map, mask) -> float:
 
 
 MEASURES = {"mass ratio": localisation_score, "pointing game": pointing_game, "AUC": auc}
+EXPLAINED = ("Each map upsampled onto the image and scored against the object's mask. Mass ratio: the share of the "
+             "map's mass on the object over the object's share of the image (1 = uniform). Pointing game: whether "
+             "its highest point is on the object; undefined (left blank) for the uniform map, which has no highest point. AUC: "
+             "the chance that an object pixel outranks a background pixel (0.5 = chance). A map that does not beat "
+             "the centred Gaussian has not shown that it found the object: objects tend to sit near the middle, "
+             "and a bump there, which looks at nothing, scores well.")
 
 
 def centred_gaussian(shape: tuple[int, int]) -> np.ndarray:

@@ -160,18 +160,24 @@ def test_upload_then_inspect_another_block():
     assert "**With `layer1.0` edited**" in values(at.markdown)
 
 
-def test_shapes_model_says_what_it_knows_without_an_alarm():
+def test_a_picture_that_is_not_a_shape_sample_gets_the_shapes_models_limit_once_prominently():
     at = app()
     labels = ", ".join(pretrained.load(pretrained.DEFAULT_MODEL).labels)
     note = (f"cbam-resnet18-shapes knows only 10 shapes ({labels}): on any other picture it still answers one "
-            "of them. For photos, use an ImageNet model or your own checkpoint.")
-    assert note not in values(at.caption)            # a shapes sample: in the model's domain
+            "of them. For photos, use an ImageNet model or your own checkpoint. Unless this picture is a drawing "
+            "of one of them, its answer and maps say little about the picture. Here and now: pick one of the "
+            "shape samples (under Image, above), upload a drawing of one of these shapes, or choose an ImageNet "
+            "model (its weights must be on this server) or load your own checkpoint in the sidebar. The maps "
+            "below still show what each block weights on this picture.")
+    assert not at.warning                                      # a shapes sample: in the model's domain
     at.selectbox(key="sample").set_value("Photo: Chelsea the cat").run()
     assert_clean(at)
-    assert not at.info and note in values(at.caption)
-    upload(at, "drawn.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")   # a drawn shape, uploaded
-    assert_clean(at)
-    assert not at.info and not at.warning                       # no box on every upload: the note stays a note
+    assert values(at.warning) == [note] and note not in values(at.caption)      # once, above the maps
+    for view in ("Overview", "Intervene"):
+        at.segmented_control(key="view").set_value(view).run()
+        assert values(at.warning) == [note]
+    upload(at, "drawn.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")   # an upload: the model cannot tell
+    assert values(at.warning) == [note]
 
 
 def silent_top_channel_checkpoint() -> bytes:

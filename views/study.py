@@ -1,7 +1,7 @@
 """The app's Study view: what every attention block does over a whole dataset, class by class
 (`lens.study`), from a study folder on the server or a small study run live on fresh shapes.
 
-UI only, like app.py: every number and figure comes from `lens.study_results.StudyResults`.
+UI only, like every view: every number and figure comes from `lens.study_results.StudyResults`.
 Visitors never see the server's folders or commands: those go to the server log.
 """
 import logging
@@ -17,7 +17,11 @@ from lens.study_results import FILES, StudyResults, saved_studies
 from viz import figure_png
 from viz.markup import md
 
-STUDIES_ROOT = Path(os.environ.get("ATTENTION_LENS_STUDIES", Path(__file__).parent / "studies"))
+from .models import model_entries
+
+TITLE = "Study"
+NEEDS_ATTENTION = False
+STUDIES_ROOT = Path(os.environ.get("ATTENTION_LENS_STUDIES", Path(__file__).parent.parent / "studies"))
 LIVE_SIZES = {20: "20 per class (200 images)", 50: "50 per class (500 images)", 100: "100 per class (1,000 images)"}
 LIVE_SEED = 4242            # fresh images: training used seeds 0 and 1, the model card 2026
 SOURCES = ["Run a small study here", "Open a saved study"]
@@ -139,8 +143,9 @@ def show_study(results: StudyResults) -> None:
                                key=f"study_download_{name}")
 
 
-def study_page(entries: dict) -> None:
-    results = choose_study(entries)
+def render(subject, display) -> None:
+    """The Study view does not depend on the page's image or display settings: it studies a dataset."""
+    results = choose_study(model_entries())
     if results is not None:
         show_study(results)
 
