@@ -3,13 +3,13 @@
 #
 #     device run, from the repository root:  bash bench/gpu_train_all.sh      (timeout_s 600)
 #
-# `python -m pretrained.train_all` prints its estimate first and stops before rendering if the run would
+# `python -m training.train_all` prints its estimate first and stops before rendering if the run would
 # not fit 480 s (it then names the --epochs that would: pass them after the script's name). What comes
 # back under $OUT is at most 6 files (the device returns 8 of 16 MiB): the fp16 .safetensors written,
 # logs.tar (their .train.json and summary.json) and train_all.log (everything printed), also after a
 # failure or a timeout. Then, here:
 #     mkdir v3 && cp <files>/*.safetensors v3/ && tar -xf <files>/logs.tar -C v3
-#     python -m pretrained.model_card --weights v3
+#     python -m lens card --weights v3
 # Extra arguments go to train_all (the tests run it with --dry-run); PYTHON picks the interpreter.
 set -euo pipefail
 work=$(mktemp -d)
@@ -20,4 +20,4 @@ pack() {
     [ -z "$logs" ] || tar -cf "$OUT/logs.tar" $logs
 }
 trap pack EXIT
-PYTHONUNBUFFERED=1 "${PYTHON:-python3}" -m pretrained.train_all --recipe 5 --out "$work" "$@" 2>&1 | tee "$OUT/train_all.log"
+PYTHONUNBUFFERED=1 "${PYTHON:-python3}" -m training.train_all --recipe 5 --out "$work" "$@" 2>&1 | tee "$OUT/train_all.log"

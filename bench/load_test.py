@@ -43,7 +43,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 import lens
 import pretrained
 from bench.server import streamlit
-from pretrained import shapes
+from training import shapes
 
 TIMEOUT_S = 600            # one page, however loaded the machine
 TOLERANCE = 1e-3           # percentage points: the same model on the same bytes in another process

@@ -19,8 +19,8 @@ import pretrained
 from bench.timing import interleaved
 from pretrained.bundled import model_name
 from pretrained.registry import load_trained
-from pretrained.train import BUNDLED_RECIPE, RECIPES, build, save
-from pretrained.train_all import ATTENTIONS
+from training.train import BUNDLED_RECIPE, RECIPES, build, save
+from training.train_all import ATTENTIONS
 
 RATIO_TARGET, SIZE_TARGET = 4.0, 40e6
 

@@ -28,7 +28,7 @@ import pretrained
 from bench.timing import interleaved
 from lens.study import Plan, ShardStore, StudyModel, run_local, run_study
 from lens.study_source import StudyDataset, collate, parse_source
-from pretrained.shapes import render
+from training.shapes import render
 
 BATCH, SHARD = 64, 512
 

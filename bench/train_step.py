@@ -1,5 +1,5 @@
 """Training-step time of the bundled shapes models: fp32 (recipe 2) against bf16 autocast with
-channels-last tensors (recipe 3), the same `pretrained.train.train_step` either way.
+channels-last tensors (recipe 3), the same `training.train.train_step` either way.
 
     python -m bench.train_step [--runs 9] [--batch 96]
 
@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from bench.timing import interleaved
-from pretrained.train import RECIPES, build, train_step
+from training.train import RECIPES, build, train_step
 
 KINDS = ("none", "se", "eca", "cbam")
 

@@ -1,10 +1,12 @@
-"""The commands: `python -m lens report IMAGE... --model NAME --out DIR` and
-`python -m lens study SOURCE --model NAME --out DIR` (see `--help` of each)."""
+"""The commands: `python -m lens report IMAGE... --model NAME --out DIR`,
+`python -m lens study SOURCE --model NAME --out DIR` and `python -m lens card [--weights DIR]`
+(see `--help` of each)."""
 import importlib
 import sys
 
 COMMANDS = {"report": ("lens.report", "per image: the overview, per-block PNGs and attention.json"),
-            "study": ("lens.study", "over a dataset: per class and block, channel statistics, maps and figures")}
+            "study": ("lens.study", "over a dataset: per class and block, channel statistics, maps and figures"),
+            "card": ("lens.card", "the bundled shapes models measured on fresh test images: their model card")}
 
 
 def main(argv: list[str] | None = None) -> int:

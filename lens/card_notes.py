@@ -1,11 +1,12 @@
-"""What the model card measured about a bundled model, in words for the app (`pretrained.model_card`):
+"""What the model card measured about a bundled model, in words for the app (`lens.card`):
 how the model does in distribution and under each shift, and for one block how its map sits on
 the object beside the card's baselines, what switching its attention off costs, and how many of
 its channel weights are saturated. Measured over the card's test images, not this one image."""
 from blocks import attention_kind
 from pretrained.bundled import card_entry
-from pretrained.evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
-from pretrained.shapes import SHIFTS
+from training.shapes import SHIFTS
+
+from .card_evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
 
 IN_WORDS = {"small": "objects below the median size", "grayscale": "grayscale", "low_contrast": "low contrast",
             "clutter": "clutter over the object", "centred Gaussian": "a centred Gaussian",

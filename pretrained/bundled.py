@@ -9,7 +9,8 @@ import torch
 from .preprocess import Preprocess
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-CARD_JSON = WEIGHTS_DIR / "card.json"          # written by `python -m pretrained.model_card`
+CARD_JSON = WEIGHTS_DIR / "card.json"          # written by `python -m lens card`
+CARD_MD = Path(__file__).parent / "MODEL_CARD.md"   # ... and the card in words
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, as every entry uses
 
 

@@ -2,7 +2,7 @@
 
 Three fields of the `__metadata__` strings are read: `labels` (a JSON list of class names),
 `preprocess` (a JSON object of `Preprocess` fields: input size, crop, interpolation, mean, std,
-each checked by `Preprocess`) and, of `architecture` (as `pretrained.train.save` writes it), only
+each checked by `Preprocess`) and, of `architecture` (as `training.train.save` writes it), only
 `stem_pool`, which the weights cannot show. Other fields are ignored. A field that is wrong is named in the
 error, with what it should hold.
 """

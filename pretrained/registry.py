@@ -3,7 +3,7 @@
     pretrained.available()            -> [ModelEntry]  (no weights are read)
     pretrained.load("cbam-resnet18-shapes" | "ecaresnet50d.miil_in1k" | path | bytes) -> LoadedModel
 
-Sources: "bundled" (trained here by `pretrained.train`, committed, offline), "timm" (ImageNet, one
+Sources: "bundled" (trained here by `training.train`, committed, offline), "timm" (ImageNet, one
 download), "official" (the ECA-Net / CBAM authors' checkpoints, from a file you place), "file" (a
 user's own weights for one of our architectures or a timm SE/ECA ResNet). Failures raise
 exceptions whose message says what to do: `CheckpointError` (a file that cannot be used),
@@ -185,7 +185,7 @@ def _load_entry(entry: ModelEntry) -> LoadedModel:
 
 
 def load_trained(path: Path) -> LoadedModel:
-    """A file `pretrained.train.save` wrote (a bundled model, or a candidate beside the model card),
+    """A file `training.train.save` wrote (a bundled model, or a candidate beside the model card),
     on the CPU: built as its `architecture` metadata says, since the stem's max-pool leaves no trace
     in the weights, and holding them strictly. safetensors only (nothing is unpickled), read in this
     process: for files made here; a user's file is read in isolation and inferred from its weights."""

@@ -17,3 +17,11 @@ def test_report_help_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "lens", "report", "--help"], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0 and out.stdout.startswith("usage: python -m lens report [-h] [--model MODEL]")
+
+
+def test_card_is_a_command(capsys):
+    main([])
+    assert "  card     the bundled shapes models measured on fresh test images" in capsys.readouterr().err
+    out = subprocess.run([sys.executable, "-m", "lens", "card", "--help"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m lens card [-h] [--weights WEIGHTS]")

@@ -6,8 +6,8 @@ import pytest
 from safetensors import safe_open
 
 import pretrained
-from pretrained.bundled import WEIGHTS_DIR
-from pretrained.model_card import CARD_JSON, CARD_MD, TEST_IMAGES, TEST_SEED, evaluate, render_card
+from lens.card import TEST_IMAGES, TEST_SEED, evaluate, render_card
+from pretrained.bundled import CARD_JSON, CARD_MD, WEIGHTS_DIR
 
 CARD = json.loads(CARD_JSON.read_text())
 BUNDLED = [e.name for e in pretrained.available() if e.source == "bundled"]

@@ -1,7 +1,7 @@
 """The app's shape samples: shapes v2 scenes, each picked by its attributes to show one thing a
 model has to cope with, saved with its ground-truth mask and listed in `assets/samples.json`.
 
-    python -m pretrained.samples      # rewrites assets/shapes-*.png, their masks and their entries
+    python -m training.samples      # rewrites assets/shapes-*.png, their masks and their entries
 
 The scenes come from seed 7, which training (0), validation (1) and the model card (2026) never
 use. Nothing about a pick depends on a model's answer: a sample shows what the model does, right

@@ -1,4 +1,4 @@
-"""The one command that trains the four models (`pretrained.train_all`), run as the lent GPU runs it
+"""The one command that trains the four models (`training.train_all`), run as the lent GPU runs it
 (`bench/gpu_train_all.sh`) with --dry-run on the CPU: what comes back, the logs, the estimate
 printed before anything is rendered, the stop, and the model card of what it wrote."""
 import json
@@ -15,10 +15,10 @@ import pytest
 from safetensors import safe_open
 from torch import nn
 
-from pretrained import train_all
-from pretrained.model_card import main as card
+from lens.card import main as card
 from pretrained.registry import load_trained
-from pretrained.train import RECIPES
+from training import train_all
+from training.train import RECIPES
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["plain-resnet18-shapes", "se-resnet18-shapes", "eca-resnet18-shapes", "cbam-resnet18-shapes"]
@@ -44,7 +44,7 @@ def device_run(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def candidates(device_run, tmp_path_factory) -> Path:
-    """The returned files unpacked as `python -m pretrained.model_card --weights` reads them."""
+    """The returned files unpacked as `python -m lens card --weights` reads them."""
     out, _ = device_run
     folder = tmp_path_factory.mktemp("v3")
     for path in out.glob("*.safetensors"):

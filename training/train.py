@@ -1,7 +1,7 @@
-"""Train the bundled offline models on the procedural shapes dataset (`pretrained.shapes`).
+"""Train the bundled offline models on the procedural shapes dataset (`training.shapes`).
 
-    python -m pretrained.train --attention cbam      # or se, eca, none; recipe 4 (v2); see --help
-    python -m pretrained.train_all --recipe 5 --out DIR   # all four on a GPU, within minutes
+    python -m training.train --attention cbam      # or se, eca, none; recipe 4 (v2); see --help
+    python -m training.train_all --recipe 5 --out DIR   # all four on a GPU, within minutes
 
 Writes `<name>.safetensors` (fp16) whose metadata describes the architecture, the preprocessing,
 the class names and the training, so `pretrained.load` needs nothing else, and `<name>.train.json`:
@@ -14,13 +14,13 @@ the four models can be trained in parts. All four in the background, one after a
 repository root (one line; rerun the same line after an interruption: each model resumes from its
 last completed epoch, a finished one is skipped in seconds):
 
-    mkdir -p ~/.cache/attention-lens/train && setsid nohup sh -c 'for a in cbam se eca none; do n=$a; [ $a = none ] && n=plain; nice -n 19 .venv/bin/python -m pretrained.train --attention $a --out "$HOME/.cache/attention-lens/train/final" >> "$HOME/.cache/attention-lens/train/$n-resnet18-shapes.log" 2>&1 || exit 1; done' >/dev/null 2>&1 &
+    mkdir -p ~/.cache/attention-lens/train && setsid nohup sh -c 'for a in cbam se eca none; do n=$a; [ $a = none ] && n=plain; nice -n 19 .venv/bin/python -m training.train --attention $a --out "$HOME/.cache/attention-lens/train/final" >> "$HOME/.cache/attention-lens/train/$n-resnet18-shapes.log" 2>&1 || exit 1; done' >/dev/null 2>&1 &
 
 Checkpoints: `~/.cache/attention-lens/train/<name>.pt`; weights and `<name>.train.json` land in
-`.../train/final`. Check them with `python -m pretrained.model_card --weights .../train/final`
+`.../train/final`. Check them with `python -m lens card --weights .../train/final`
 (the card of the four, beside them); to bundle them, copy the `.safetensors` and `.train.json`
-files into `pretrained/weights/`, then run `python -m pretrained.samples` (the app's samples, from
-shapes v2) and `python -m pretrained.model_card` (the bundled card the tests check).
+files into `pretrained/weights/`, then run `python -m training.samples` (the app's samples, from
+shapes v2) and `python -m lens card` (the bundled card the tests check).
 
 Recipes for v2 (AdamW, one-cycle, 40,000 images, no label smoothing; attention never supervised:
 masks are not used). Label smoothing caps the logits (the optimal margin is finite), so gates that
@@ -49,7 +49,7 @@ the targets are one-hot.
   test scenes rendered at 160 px: 93.4% in distribution, 87.6% small, 93.8% grayscale, 89.6% low
   contrast, 91.6% clutter, 50.0% for objects under 15% of the side; attention off costs 11.8
   points (layer1.0). Better than 128 px on every set, short of the 95% / 90% targets.
-- 5 (for a lent GPU, all four at once: `python -m pretrained.train_all --recipe 5 --out DIR`, sized
+- 5 (for a lent GPU, all four at once: `python -m training.train_all --recipe 5 --out DIR`, sized
   to fit 8 minutes on an H200; its pilot on both cores here estimated 57 hours): recipe 4 with
   - no stem max-pool (`stem_pool=False`): the lever the pilot measured is resolution (160 px: +2.0
     in distribution, +6.8 on below-median objects), and objects under 15% of the side are the most
@@ -82,7 +82,8 @@ from safetensors.torch import save_file
 
 from blocks import attention_resnet, attention_sites
 
-from .bundled import MEAN, STD, WEIGHTS_DIR, model_name, to_input
+from pretrained.bundled import MEAN, STD, WEIGHTS_DIR, model_name, to_input
+
 from .shapes import CLASSES, render_batch
 
 TRAIN_SEED, VALIDATION_SEED = 0, 1                          # TEST_SEED (model card) is 2026
@@ -91,7 +92,7 @@ CPU = torch.device("cpu")
 
 @dataclass(frozen=True)
 class Recipe:
-    dataset: int = 1                # pretrained.shapes version
+    dataset: int = 1                # training.shapes version
     depth: int = 18
     width: int = 16                 # stem width: stages have 16, 32, 64, 128 channels
     ratio: int = 4                  # r for SE/CBAM: 16 would leave 1 hidden unit at 16 channels
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  "checkpoint (progress is printed).")
     parser.add_argument("--attention", choices=["none", "se", "eca", "cbam"], required=True)
     parser.add_argument("--recipe", type=int, choices=sorted(RECIPES), default=BUNDLED_RECIPE,
-                        help="1: the v1 models; 2-5: shapes v2, 5 for a GPU (`pretrained.train_all`) "
+                        help="1: the v1 models; 2-5: shapes v2, 5 for a GPU (`training.train_all`) "
                              "(default: %(default)s, the bundled models')")
     parser.add_argument("--epochs", type=int, help="override the recipe's")
     parser.add_argument("--train-images", type=int, help="override the recipe's")

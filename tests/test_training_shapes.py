@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pretrained.shapes import (CLASSES, EXTENT_V2, MEDIAN_EXTENT_V2, SHIFTS, ShapesDataset, render,
+from training.shapes import (CLASSES, EXTENT_V2, MEDIAN_EXTENT_V2, SHIFTS, ShapesDataset, render,
                                render_batch)
 
 N = 2000

@@ -12,13 +12,13 @@ from safetensors.torch import load_file
 from blocks import attention_resnet, attention_sites
 
 import pretrained
+from lens.card import evaluate, main, render_card
 from pretrained import registry
-from pretrained import train as training
 from pretrained.architecture import model_from_state_dict
 from pretrained.bundled import to_input
-from pretrained.model_card import evaluate, main, render_card
 from pretrained.registry import load_trained
-from pretrained.train import LOGIT_MARGIN, RECIPES, GateLogits, Recipe, RecipeMismatch, save, train, train_step
+from training import train as training
+from training.train import LOGIT_MARGIN, RECIPES, GateLogits, Recipe, RecipeMismatch, save, train, train_step
 
 TINY = Recipe(dataset=2, width=4, size=96, train_images=40, validation_images=20, epochs=3, batch=8,
               label_smoothing=0.0, gate_weight_decay=0.5, mixed_precision=True, gate_logit_penalty=0.1)  # recipe 4's switches

@@ -19,11 +19,11 @@ import torch
 from blocks import Intervention, capture_attention
 from blocks.hooks import on_model_device
 from blocks.attribution import block_outputs, grad_cams
-from lens.localisation import MEASURES, batch_scores, centred_gaussian
-from lens.study_stats import ACTIVITY_CHANNELS  # SE/ECA maps: the 8 most-excited channels' activity
+from pretrained.bundled import to_input
+from training.shapes import render
 
-from .bundled import to_input
-from .shapes import render
+from .localisation import MEASURES, batch_scores, centred_gaussian
+from .study_stats import ACTIVITY_CHANNELS  # SE/ECA maps: the 8 most-excited channels' activity
 
 SATURATION_TOLERANCE = 1e-6
 GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM = "centred Gaussian", "plain channel mean", "plain Grad-CAM"

@@ -1,9 +1,9 @@
 """Evaluate the bundled models on freshly generated test images and write their model card.
 
-    python -m pretrained.model_card      # writes pretrained/MODEL_CARD.md and weights/card.json
-    python -m pretrained.model_card --weights DIR    # candidates from pretrained.train: DIR/MODEL_CARD.md
+    python -m lens card                  # writes pretrained/MODEL_CARD.md and weights/card.json
+    python -m lens card --weights DIR    # candidates from training.train: DIR/MODEL_CARD.md
 
-Every number in the card is measured here (`pretrained.evaluation`) from the committed weights,
+Every number in the card is measured here (`lens.card_evaluation`) from the committed weights,
 on images of a seed that training never saw, or read from the training logs committed beside the
 weights (`<name>.train.json`). The tests re-run `evaluate` and check the card's numbers.
 """
@@ -17,18 +17,17 @@ from pathlib import Path
 from safetensors import safe_open
 
 from blocks import attention_kind
-from lens.localisation import MEASURES
+from pretrained.bundled import CARD_JSON, CARD_MD, WEIGHTS_DIR
+from pretrained.registry import load_trained
+from training.shapes import SHIFTS
+from training.train import LOGIT_MARGIN, RECIPES, Recipe
 
-from .bundled import CARD_JSON, WEIGHTS_DIR
-from .evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, correct,
-                         gate_off_costs, localisation, saturation)
-from .registry import load_trained
-from .shapes import SHIFTS
-from .train import LOGIT_MARGIN, RECIPES, Recipe
+from .card_evaluation import (BASELINES, SIZE_BANDS, HeldOutSet, accuracy, accuracy_by_size, correct,
+                              gate_off_costs, localisation, saturation)
+from .localisation import MEASURES
 
 TEST_SEED = 2026            # never used in training (0) or validation (1)
 TEST_IMAGES = 500           # per test set: in distribution and each shift
-CARD_MD = Path(__file__).parent / "MODEL_CARD.md"
 PLAIN = "plain-resnet18-shapes"
 IN_DISTRIBUTION = "in distribution"
 # the targets the bundled models are held to (issue #10)
@@ -125,9 +124,10 @@ def beats_baselines(scores: dict, measure: str = "AUC") -> bool:
     return None not in values and all(values[0] > v for v in values[1:])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Measure the shapes models and write their model card.")
-    parser.add_argument("--weights", type=Path, help="a folder of candidate weights from pretrained.train: its "
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lens card",
+                                     description="Measure the shapes models and write their model card.")
+    parser.add_argument("--weights", type=Path, help="a folder of candidate weights from training.train: its "
                         "card goes beside them (default: the bundled models and pretrained/MODEL_CARD.md)")
     parser.add_argument("--images", type=int, default=TEST_IMAGES, help="test images per set (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         print(name, card[name]["accuracy"], flush=True)
     (weights / CARD_JSON.name).write_text(json.dumps(card, indent=1) + "\n")
     (weights / CARD_MD.name if args.weights else CARD_MD).write_text(render_card(card))
+    return 0
 
 
 def _score(value: float | None, digits: int = 2) -> str:
@@ -222,7 +223,7 @@ def recipe_reasons(recipe: dict) -> str:
     `train` reads old checkpoints), its fields as logged, and why its choices, one line per choice."""
     logged, recipe = recipe, {**asdict(Recipe()), **recipe}
     number = next((n for n, r in RECIPES.items() if asdict(r) == recipe), None)
-    lines = [(f"Recipe {number} of `pretrained/train.py`" if number else "A recipe not in `pretrained/train.py`")
+    lines = [(f"Recipe {number} of `training/train.py`" if number else "A recipe not in `training/train.py`")
              + f": `{json.dumps(logged)}`."]
     if not recipe["stem_pool"]:
         lines.append("- No max-pool after the stem: every feature map twice as fine (the resolution pilot, 160 px, "
@@ -276,10 +277,10 @@ def render_card(card: dict) -> str:
 CARD_TEMPLATE = """# Model card: the bundled shapes models
 
 Small attention ResNets that ship with Attention Lens so the app works offline: each was trained
-from scratch by `python -m pretrained.train` on the procedural shapes dataset (`pretrained/shapes.py`,
+from scratch by `python -m training.train` on the procedural shapes dataset (`training/shapes.py`,
 version {version}: 10 shape classes in random colour, size, rotation and position, with distractors
 and a ground-truth object mask per image). Every number below is measured by
-`python -m pretrained.model_card` from the committed weights and logs; the tests re-measure them.
+`python -m lens card` from the committed weights and logs; the tests re-measure them.
 
 ## Architecture
 ResNet-18 layout (torchvision names), stem width 16 (stages of 16, 32, 64, 128 channels), 10
@@ -292,7 +293,7 @@ are fp16 safetensors whose metadata holds architecture, preprocessing, labels an
 {recipe}
 
 Masks are never used in training: the attention maps are the models' own. What each earlier recipe
-measured is in `pretrained/train.py`.
+measured is in `training/train.py`.
 
 {training}
 
@@ -337,4 +338,4 @@ for photographs.
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,10 +1,10 @@
 """Train the four shapes models (plain, SE, ECA, CBAM) in one command, on a GPU when there is one.
 
-    python -m pretrained.train_all --recipe 5 --out DIR             # on a lent H200: bench/gpu_train_all.sh
-    python -m pretrained.train_all --recipe 5 --out DIR --dry-run   # 192 + 64 images, one epoch (the tests)
+    python -m training.train_all --recipe 5 --out DIR             # on a lent H200: bench/gpu_train_all.sh
+    python -m training.train_all --recipe 5 --out DIR --dry-run   # 192 + 64 images, one epoch (the tests)
 
 Renders the training and validation images once, on every CPU core, keeps them in memory (on the
-GPU, as uint8), then trains the four models one after another with `pretrained.train.train` (bf16
+GPU, as uint8), then trains the four models one after another with `training.train.train` (bf16
 autocast and channels-last on CUDA as on the CPU) and writes each with `train.save`: fp16
 `<name>.safetensors` and `<name>.train.json` (per-epoch loss, validation accuracy, seconds, device),
 then `summary.json` (estimate, wall times, final validation accuracies) into DIR; per-epoch
@@ -33,8 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from blocks import attention_resnet
 
-from .bundled import model_name, to_input
-from .device import resolve_device
+from pretrained.bundled import model_name, to_input
+from pretrained.device import resolve_device
+
 from .shapes import CLASSES
 from .train import (RECIPES, TRAIN_SEED, Data, Recipe, accuracy, build, device_name, rendered, save,
                     train, train_step)
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train plain, SE, ECA and CBAM shapes models in one run, "
                                                  "on a GPU when there is one (progress is printed).")
     parser.add_argument("--recipe", type=int, choices=sorted(RECIPES), default=max(RECIPES),
-                        help="a recipe of pretrained/train.py (default: %(default)s)")
+                        help="a recipe of training/train.py (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="where the weights, logs and summary.json go")
     parser.add_argument("--dry-run", action="store_true",
                         help=f"the same run on {DRY_RUN['train_images']} + {DRY_RUN['validation_images']} images, "

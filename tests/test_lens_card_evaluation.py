@@ -1,4 +1,4 @@
-"""What the model card measures (`pretrained.evaluation`), checked on tiny seeded models against
+"""What the model card measures (`lens.card_evaluation`), checked on tiny seeded models against
 measurements made another way: single-map scores, physically edited copies, gates set by hand."""
 import copy
 from dataclasses import asdict
@@ -10,12 +10,12 @@ from torch import nn
 
 from blocks import attention_resnet, capture_attention, grad_cam
 from blocks.attribution import block_outputs
+from lens.card import beats_baselines, recipe_reasons, render_card, targets
+from lens.card_evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
+                                  accuracy_by_size, correct, gate_off_costs, localisation, saturation)
 from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
-from pretrained.evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
-                                   accuracy_by_size, correct, gate_off_costs, localisation, saturation)
-from pretrained.shapes import render, render_batch
-from pretrained.model_card import beats_baselines, recipe_reasons, render_card, targets
-from pretrained.train import RECIPES
+from training.shapes import render, render_batch
+from training.train import RECIPES
 
 from conftest import randomize_batchnorm
 
@@ -177,7 +177,7 @@ def test_without_a_plain_model_its_baselines_are_absent(test_images):
 
 def test_the_card_names_the_recipe_and_argues_only_the_choices_it_makes():
     bundled = recipe_reasons(asdict(RECIPES[4])).splitlines()
-    assert bundled[0].startswith('Recipe 4 of `pretrained/train.py`: `{"dataset": 2, ')
+    assert bundled[0].startswith('Recipe 4 of `training/train.py`: `{"dataset": 2, ')
     assert [line[:30] for line in bundled[1:]] == ["- No label smoothing: it caps ", "- Saturation is penalised wher",
                                                    "- The gates decay like every o", "- bf16 autocast and channels-l"]
     assert "0.1 x mean((|logit| - 6)+^2) " in bundled[2] and "= 0.0025..0.9975 " in bundled[2] and "> 13.8)" in bundled[2]
@@ -188,7 +188,7 @@ def test_the_card_names_the_recipe_and_argues_only_the_choices_it_makes():
     v1 = recipe_reasons({"epochs": 12})          # a log without the later fields: Recipe's defaults
     assert v1.startswith("Recipe 1 of") and "\n" not in v1
     pilot = recipe_reasons({**asdict(RECIPES[4]), "gate_weight_decay": 0.5}).splitlines()
-    assert pilot[0].startswith("A recipe not in `pretrained/train.py`")
+    assert pilot[0].startswith("A recipe not in `training/train.py`")
     assert pilot[3] == "- The gates decay 0.5 (the other weights 0.05), to hold them off their rails."
 
 
@@ -198,6 +198,6 @@ def test_a_card_of_models_with_different_recipes_argues_each_models():
                    "training": {"recipe": asdict(RECIPES[n]), "train_seconds": 60, "validation_accuracy": 0.9}}
             for name, n in (("a", 4), ("b", 2))}
     text = render_card(card)
-    assert "`a`: Recipe 4 of `pretrained/train.py`" in text and "`b`: Recipe 2 of `pretrained/train.py`" in text
+    assert "`a`: Recipe 4 of `training/train.py`" in text and "`b`: Recipe 2 of `training/train.py`" in text
     card["b"]["training"]["recipe"] = asdict(RECIPES[4])
-    assert "\nRecipe 4 of `pretrained/train.py`" in render_card(card) and "`a`: Recipe" not in render_card(card)
+    assert "\nRecipe 4 of `training/train.py`" in render_card(card) and "`a`: Recipe" not in render_card(card)

@@ -1,11 +1,11 @@
-"""The app's shape samples are re-made from their seed and index (`pretrained.samples`)."""
+"""The app's shape samples are re-made from their seed and index (`training.samples`)."""
 import json
 
 import numpy as np
 from PIL import Image
 
-from pretrained.samples import PICKS, SEED, SIZE, VERSION, find, write
-from pretrained.shapes import ASSETS, CLASSES, render
+from training.samples import PICKS, SEED, SIZE, VERSION, find, write
+from training.shapes import ASSETS, CLASSES, render
 
 
 def test_each_pick_is_the_first_scene_of_its_class_that_fits():
@@ -44,5 +44,5 @@ def test_the_bundled_samples_are_the_picks_and_their_licence_row_names_them():
         assert np.array_equal(np.asarray(Image.open(ASSETS / entry["file"])), scene.image), entry["file"]
         assert np.array_equal(np.asarray(Image.open(ASSETS / entry["mask"])), scene.mask), entry["mask"]
     indices = ", ".join(str(e["source"]["index"]) for e in shapes)
-    assert (f"`pretrained.shapes.render({SEED}, i, {SIZE}, {VERSION})` for i in {indices},"
+    assert (f"`training.shapes.render({SEED}, i, {SIZE}, {VERSION})` for i in {indices},"
             in (ASSETS / "LICENSES.md").read_text())
