@@ -7,7 +7,10 @@ Writes DIR/<image stem>/overview.png, channels_by_depth.png, model_input.png,
 blocks/<block>_channels.png, blocks/<block>_spatial.png and attention.json; each figure is headed by
 the image, the model and its top prediction. The notes the app shows beside an image (what resizing
 and cropping cost it, an animation's first frame, what a bundled model knows and its model card) are
-printed under the image's line and kept in attention.json ("notes"). An unreadable image is
+printed under the image's line and kept in attention.json ("notes"). `--faithfulness` adds, per
+block, deletion and insertion for the top class (`lens.faithfulness.block_panel`: the block's map,
+its reversal, Grad-CAM, a centred Gaussian, random maps' band) to attention.json ("faithfulness")
+and every block's curves to faithfulness.png. An unreadable image is
 reported and skipped; the others are still processed (exit status 1 if any failed, 2 if the model
 cannot be loaded or has no attention blocks).
 """
@@ -28,6 +31,8 @@ from viz.markup import literal
 
 from .card_notes import model_note
 from .domain_note import domain_note
+from .faithfulness import FILLS, Panel, block_panel
+from .faithfulness_export import panel_json, panels_figure
 from .inspection import MAX_TOP_K, Inspection, inspect_image
 from .model_options import add_model_options, load_model
 
@@ -47,11 +52,12 @@ def heading(inspection: Inspection) -> str:
             f"({top.probability:.1%})")
 
 
-def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | None = None
-                   ) -> Iterator[tuple[str, Figure]]:
+def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | None = None,
+                   panels: list[Panel] | None = None) -> Iterator[tuple[str, Figure]]:
     """Each figure of one image's report with its path in the report's folder, headed (above its
     own title) by `heading`: a slide names the image, the model and the top prediction. `cams`:
-    each block's Grad-CAM (`Inspection.grad_cams`), drawn beside its map."""
+    each block's Grad-CAM (`Inspection.grad_cams`), drawn beside its map; `panels`: each block's
+    deletion and insertion (`lens.faithfulness.block_panel`), drawn in faithfulness.png."""
     text = literal(heading(inspection))        # a '$' in a file name or label is no maths
 
     def headed(fig: Figure) -> Figure:
@@ -60,6 +66,10 @@ def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | N
 
     yield "overview.png", headed(inspection.overview_figure(top_k=top_k, cmap=cmap))
     yield "channels_by_depth.png", headed(inspection.depth_figure())
+    if panels is not None:
+        yield "faithfulness.png", headed(panels_figure(panels, f"Deletion and insertion, {panels[0].fill} fill: does "
+                                                               f"the model use what each map marks for "
+                                                               f"'{panels[0].target_label}'?"))
     for name in inspection.block_names:
         yield f"blocks/{name}_channels.png", headed(inspection.channels_figure(name, top_k=top_k))
         yield f"blocks/{name}_spatial.png", headed(inspection.map_figure(name, top_k=top_k, cmap=cmap))
@@ -69,19 +79,24 @@ def report_figures(inspection: Inspection, top_k: int, cmap: str, cams: dict | N
 
 
 def write_report(path: Path, loaded: pretrained.LoadedModel, target: Path, cmap: str, top_k: int, dpi: int,
-                 attribution: str = "none") -> list[str]:
+                 attribution: str = "none", faithfulness: tuple[str, int] | None = None) -> list[str]:
     """One image's report in `target`, one inspection's figures and JSON (with
-    `attribution="gradcam"`, each block's Grad-CAM of the top class too, from one backward pass);
+    `attribution="gradcam"`, each block's Grad-CAM of the top class too, from one backward pass;
+    with `faithfulness` = (fill, steps), each block's deletion and insertion panel for the top class);
     returns its notes (`report_notes`)."""
     inspection = inspect_image(loaded, path.read_bytes(), path.name)
     cams = inspection.grad_cams() if attribution == "gradcam" else None
+    panels = None if faithfulness is None else [block_panel(inspection, name, fill=faithfulness[0],
+                                                            steps=faithfulness[1]) for name in inspection.block_names]
     notes = report_notes(inspection)
     (target / "blocks").mkdir(parents=True, exist_ok=True)
     inspection.image.save(target / "model_input.png")
-    for name, fig in report_figures(inspection, top_k, cmap, cams):
+    for name, fig in report_figures(inspection, top_k, cmap, cams, panels):
         (target / name).write_bytes(figure_png(fig, dpi))
-    (target / "attention.json").write_text(json.dumps({**inspection.to_json(top_k, cams), "notes": notes},
-                                                      allow_nan=False))
+    data = inspection.to_json(top_k, cams)
+    for block, panel in zip(data["blocks"], panels or [], strict=panels is not None):
+        block["faithfulness"] = panel_json(panel)
+    (target / "attention.json").write_text(json.dumps({**data, "notes": notes}, allow_nan=False))
     return notes
 
 
@@ -125,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="gradcam: also each block's Grad-CAM of the top class (blocks/<block>_gradcam.png; "
                              "grad_cam and grad_cam_agreement, Spearman's rank correlation with the block's map, "
                              "in attention.json), from one backward pass per image (default: %(default)s)")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="also each block's deletion and insertion curves for the top class: its map beside "
+                             "its reversal, Grad-CAM, a centred Gaussian and 8 random maps' 5-95%% band (curves, "
+                             "AUCs and verdicts per block in attention.json, the curves in faithfulness.png); "
+                             "hundreds of forward passes per block")
+    parser.add_argument("--faithfulness-fill", choices=list(FILLS), default="blur",
+                        help="with --faithfulness: what a removed pixel becomes: blur (RISE), mean (the dataset's "
+                             "mean colour) or road (ROAD's imputation, about 10x slower) (default: %(default)s)")
+    parser.add_argument("--faithfulness-steps", type=int, default=20, metavar="S",
+                        help="with --faithfulness: steps of each curve (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -132,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--top-k must be from 1 to {MAX_TOP_K}, got {args.top_k}")
     if args.dpi < 1:
         parser.error(f"--dpi must be at least 1, got {args.dpi}")
+    if args.faithfulness_steps < 1:
+        parser.error(f"--faithfulness-steps must be at least 1, got {args.faithfulness_steps}")
     loaded = load_model(args, parser)
     if loaded is None:
         return 2
@@ -148,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         for path, folder in zip(args.images, report_folders(args.images)):
             try:
                 notes = write_report(path, loaded, args.out / folder, args.cmap, args.top_k, args.dpi,
-                                     args.attribution)
+                                     args.attribution, (args.faithfulness_fill, args.faithfulness_steps)
+                                     if args.faithfulness else None)
                 print(f"{path} -> {args.out / folder}", *(f"  note: {note}" for note in notes), sep="\n")
             except (OSError, pretrained.ImageError) as e:
                 failed += 1

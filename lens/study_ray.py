@@ -38,21 +38,21 @@ def actor_resources(cpus: float, actors: int | None = None) -> tuple[int, float]
 class BatchWorker:
     """A Ray Data actor: loads the model once, then computes whole planned batches."""
 
-    def __init__(self, model, spec: SourceSpec, threads: int):
+    def __init__(self, model, spec: SourceSpec, threads: int, faithfulness=None):
         torch.set_num_threads(threads)
-        self.compute, self.loaded, self.spec = compute_batch, model.load(), spec
+        self.compute, self.loaded, self.spec, self.faithfulness = compute_batch, model.load(), spec, faithfulness
         self.dataset = StudyDataset(spec, self.loaded.preprocess)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        partials = [self.compute(self.loaded, self.spec, collate([self.dataset[i] for i in range(start, stop)]))
-                    .to_bytes() for start, stop in zip(rows["start"], rows["stop"])]
+        partials = [self.compute(self.loaded, self.spec, collate([self.dataset[i] for i in range(start, stop)]),
+                                 self.faithfulness).to_bytes() for start, stop in zip(rows["start"], rows["stop"])]
         return {"shard": rows["shard"], "start": rows["start"], "partial": np.array(partials, dtype=object)}
 
 
 def run_ray(model, spec: SourceSpec, plan, store, pending: list[int], address: str | None,
-            actors: int | None, progress) -> None:
+            actors: int | None, progress, faithfulness=None) -> None:
     """The pending shards through Ray Data; each shard is saved once all its batches are back,
-    merged in batch order."""
+    merged in batch order. `faithfulness` (`lens.study_faithfulness.Faithfulness`) goes to every actor."""
     import ray
 
     started = not ray.is_initialized()
@@ -67,7 +67,8 @@ def run_ray(model, spec: SourceSpec, plan, store, pending: list[int], address: s
                  for shard in pending for batch in plan.batches(shard)]
         results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             BatchWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus,
-            fn_constructor_kwargs={"model": model, "spec": spec, "threads": max(1, int(cpus))})
+            fn_constructor_kwargs={"model": model, "spec": spec, "threads": max(1, int(cpus)),
+                                   "faithfulness": faithfulness})
         waiting = {shard: {} for shard in pending}
         for row in results.iter_rows():
             shard, start = int(row["shard"]), int(row["start"])

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from viz.study import class_maps_figure
 
 from .localisation import MEASURES
+from .study_faithfulness import CURVES, MAPS, RANDOM, faithfulness_figure
 
 FILES = ("study.json", "images.parquet", "channels.parquet", "maps.parquet")
 
@@ -125,7 +126,53 @@ class StudyResults:
             self.summary["baselines"]["centred Gaussian"]["AUC"]["per_class"], dtype=float)
         return table.loc[self.classes]
 
+    @property
+    def has_faithfulness(self) -> bool:
+        return "faithfulness" in self.summary
+
+    @property
+    def faithfulness_settings(self) -> dict:
+        """How the study scored faithfulness: images asked for and scored, fill, steps, random maps."""
+        return self._faithfulness()
+
+    def faithfulness_table(self, curve: str = "deletion") -> pd.DataFrame:
+        """One row per block: each map's mean `curve` ("deletion" or "insertion") AUC over the scored
+        images beside the random maps' mean and band, and the share of images on which the block's
+        map and Grad-CAM beat the band."""
+        self._faithfulness(curve)
+        rows = [{"block": e["block"], "kind": e["kind"].upper(), **_faithfulness_row(e["faithfulness"], curve)}
+                for e in self.summary["blocks"] if "faithfulness" in e]
+        return pd.DataFrame(rows).astype({c: float for c in FAITHFULNESS_COLUMNS[1:]})
+
+    def faithfulness_by_class(self, block: str, curve: str = "deletion") -> pd.DataFrame:
+        """Per class (rows) the same columns as `faithfulness_table` for `block`, over its scored images."""
+        self._faithfulness(curve)
+        entry = self.summary["blocks"][self.blocks.index(self._check(block))]["faithfulness"]
+        return pd.DataFrame({c: _faithfulness_row(scores, curve) for c, scores in entry["per_class"].items()},
+                            dtype=float).T.loc[self.classes].astype({"images": int})
+
+    def faithfulness_figure(self) -> Figure:
+        self._faithfulness()
+        return faithfulness_figure(self.summary)
+
+    def _faithfulness(self, curve: str = "deletion") -> dict:
+        if not self.has_faithfulness:
+            raise ValueError("this study has no faithfulness scores (python -m lens study ... --faithfulness N)")
+        if curve not in CURVES:
+            raise ValueError(f"curve must be one of {', '.join(CURVES)}, got {curve!r}")
+        return self.summary["faithfulness"]
+
     def _check(self, block: str) -> str:
         if block not in self.blocks:
             raise ValueError(f"no block named {block!r}; blocks: {', '.join(self.blocks)}")
         return block
+
+
+FAITHFULNESS_COLUMNS = ("images", *MAPS, *RANDOM, "block map better than chance", "Grad-CAM better than chance")
+
+
+def _faithfulness_row(scores: dict, curve: str) -> dict:
+    """One block's (or class's) faithfulness for `curve` as a table row (None: NaN)."""
+    better = scores["better_than_chance"]
+    return {"images": scores["images"], **{m: scores[f"{curve}_auc"][m] for m in (*MAPS, *RANDOM)},
+            **{f"{m} better than chance": better[m][curve] for m in MAPS[:2]}}

@@ -95,6 +95,12 @@ def _add_scores(arrays: dict, prefix: str, scores: np.ndarray, labels: np.ndarra
     arrays[f"{prefix}|score_count"] = _per_class_sum(valid.astype(np.int64), labels, classes)
 
 
+def study_map(record):
+    """[B, h, w] the map a study keeps of a block: CBAM's spatial gate; for SE/ECA, where its
+    `ACTIVITY_CHANNELS` most-excited channels fire."""
+    return record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)
+
+
 def study_batch(model, x, labels, masks: np.ndarray | None, index, image_ids, labels_of_model, classes: int
                 ) -> Partial:
     """The statistics of one batch: `model` (an nn.Module with attention blocks) on inputs `x`
@@ -115,7 +121,7 @@ def study_batch(model, x, labels, masks: np.ndarray | None, index, image_ids, la
             _add_scores(arrays, f"~{name}", _scores(np.broadcast_to(baseline, masks.shape), masks), labels, classes)
     for record in capture.layers:
         weights = record.channel.double().numpy()                                   # [B, C]
-        maps = (record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)).double().numpy()
+        maps = study_map(record).double().numpy()                                   # [B, h, w]
         b = record.name
         arrays[f"{b}|count"], arrays[f"{b}|mean"], arrays[f"{b}|m2"] = _class_moments(weights, labels, classes)
         arrays[f"{b}|high"] = _per_class_sum((weights >= SATURATED_AT).astype(np.int64), labels, classes)

@@ -11,6 +11,7 @@ channels; 0: class says nothing, 1: the class fixes every weight).
 import numpy as np
 
 from .localisation import MEASURES
+from .study_faithfulness import faithfulness_summary
 from .study_stats import BASELINES, DEAD_AT, SATURATED_AT, Partial
 
 STATIC_STD = 0.01          # a channel whose weight varies less than this over the images does not vary
@@ -84,6 +85,8 @@ def summarise(total: Partial, blocks: list[tuple[str, str]], class_names: tuple[
             entry["class_correlation"] = [[_json_float(v) for v in row] for row in correlation]
         if f"{name}|score_sum" in total.arrays:
             entry["localisation"] = _localisation(total, name, class_names)
+        if f"{name}|faith_sum" in total.arrays:
+            entry["faithfulness"] = faithfulness_summary(total, name, class_names)
         summary["blocks"].append(entry)
     if f"~{BASELINES[0]}|score_sum" in total.arrays:
         summary["baselines"] = {b: _localisation(total, f"~{b}", class_names) for b in BASELINES}

@@ -280,3 +280,61 @@ def test_each_figure_names_the_image_the_model_and_the_top_prediction(tmp_path, 
     assert figures["blocks/layer2.0_spatial.png"].axes[0].get_title() == "layer2.0: spatial attention (CBAM gate)"
     assert report.main([str(image), "--model", str(model_file), "--out", str(tmp_path / "out"),
                         "--input-size", "64"]) == 0
+
+
+def test_faithfulness_writes_each_blocks_curves_and_aucs_as_the_library_computes_them(tmp_path, model_file):
+    from blocks import grad_cam
+    from lens.faithfulness import curves
+    from lens.localisation import centred_gaussian
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "out"
+    assert report.main([str(photo), "--model", str(model_file), "--out", str(out), "--input-size", "64",
+                        "--faithfulness", "--faithfulness-steps", "5", "--faithfulness-fill", "mean"]) == 0
+    data = json.loads((out / "photo" / "attention.json").read_text())
+    lm = pretrained.load(str(model_file)).configured(64)
+    x = lm.preprocess(Image.open(photo).convert("RGB"))[None]
+    top = data["predictions"][0]["class"]
+    capture = capture_attention(lm.model, x)                  # the exact gates (the JSON's are rounded)
+    for block in data["blocks"]:
+        faith = block["faithfulness"]
+        assert (faith["class"], faith["fill"], faith["steps"]) == (top, "mean", 5)
+        assert faith["fractions"][0] == 0 and faith["fractions"][-1] == 1 and len(faith["fractions"]) == 6
+        assert [m["map"] for m in faith["maps"]] == [
+            "spatial attention (CBAM gate)", "spatial attention (CBAM gate), reversed",
+            f"Grad-CAM of '{data['predictions'][0]['label']}' (attribution, not attention)",
+            "a centred Gaussian (baseline)"]
+        gate = capture.layer(block["name"]).spatial[0].numpy()
+        cam = grad_cam(lm.model, x, block["name"], top)[0].numpy()
+        expected = curves(lm.model, x.expand(4, -1, -1, -1),
+                          np.stack([gate, -gate, cam, centred_gaussian(gate.shape)]), top, steps=5, fill="mean")
+        for i, scored in enumerate(faith["maps"]):
+            assert scored["deletion_auc"] == pytest.approx(expected.deletion_auc[i].item(), abs=2e-6)
+            assert scored["insertion_auc"] == pytest.approx(expected.insertion_auc[i].item(), abs=2e-6)
+            np.testing.assert_allclose(scored["deletion"], expected.deletion[i], atol=2e-6)
+            np.testing.assert_allclose(scored["insertion"], expected.insertion[i], atol=2e-6)
+            assert scored["deletion"][0] == pytest.approx(data["predictions"][0]["probability"], abs=1e-5)
+        random = faith["random"]
+        assert random["maps"] == 8 and random["band"] == [0.05, 0.95]
+        for curve in ("deletion", "insertion"):
+            auc = random[f"{curve}_auc"]
+            assert auc["low"] <= auc["mean"] <= auc["high"]
+            pointwise = np.array([random[curve][k] for k in ("low", "mean", "high")])
+            assert (pointwise[0] <= pointwise[1] + 1e-9).all() and (pointwise[1] <= pointwise[2] + 1e-9).all()
+        low, high = random["deletion_auc"]["low"], random["deletion_auc"]["high"]
+        assert (faith["maps"][0]["deletion_verdict"] == "no better than chance") == (
+            low <= faith["maps"][0]["deletion_auc"] <= high)
+        assert faith["sentence"].startswith(("The model depends", "spatial attention (CBAM gate)"))
+    figure = Image.open(out / "photo" / "faithfulness.png")
+    assert figure.size[0] > 700 and figure.size[1] > 4 * 200                   # 8 blocks, two a row
+    assert "faithfulness" not in data                               # per block only
+
+
+def test_faithfulness_steps_are_checked_before_any_work(tmp_path, photo, model_file, capsys):
+    with pytest.raises(SystemExit) as stop:
+        report.main([str(photo), "--model", str(model_file), "--out", str(tmp_path / "out"), "--faithfulness",
+                     "--faithfulness-steps", "0"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("python -m lens report: error: --faithfulness-steps must "
+                                                        "be at least 1, got 0")
+    assert not (tmp_path / "out").exists()
