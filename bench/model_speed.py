@@ -21,6 +21,7 @@ from blocks import attention_resnet
 from blocks.cbam import ChannelAttentionMLP
 
 KINDS = ("se", "eca", "cbam")
+TIMM_BIAS = {"se": True, "eca": True, "cbam": False}     # timm's CBAM MLP has no bias
 
 
 class CBAMMemoryPasses(nn.Module):
@@ -69,7 +70,7 @@ def main() -> None:
     models = {"resnet50": attention_resnet(50), "cbam-passes": resnet50_with(lambda channels: CBAMMemoryPasses()),
               "cbam-no-spatial-conv": resnet50_with(CBAMWithoutSpatialConv)}
     for kind in KINDS:
-        models[f"ours-{kind}"] = attention_resnet(50, kind, bias=kind != "cbam")  # timm CBAM: no MLP bias
+        models[f"ours-{kind}"] = attention_resnet(50, kind, bias=TIMM_BIAS[kind])
         models[f"timm-{kind}"] = timm_resnet50(kind)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, 224x224, "
           f"{args.runs} interleaved rounds; ratio (quartiles of the per-round ratios)")

@@ -17,7 +17,7 @@ from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from pretrained import ImageError, Preprocess, decode_image
-from pretrained.shapes import CLASSES, VERSIONS, render
+from training.shapes import CLASSES, VERSIONS, render
 
 SHAPES = re.compile(r"shapes:v(?P<version>\d+):(?P<seed>\d+):(?P<count>\d+)")
 SHAPES_SIZE = 128               # the shapes dataset's own image size, before preprocessing

@@ -18,7 +18,10 @@ from blocks import Intervention, capture_attention
 from pretrained import imagenet
 from lens import TopChannels, inspect_image
 from lens.card_notes import block_note, model_note
+from lens.domain_note import photo_note as shapes_limit
 from pretrained.image import decode_image
+from views import compare
+from viz.markup import md
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -77,6 +80,11 @@ def shown_block(at: AppTest) -> str:
     """The block whose channel chart is on the page, from its heading."""
     [heading] = [m.value for m in at.markdown if m.value.startswith("**Channel weights** of `")]
     return heading.split("`")[1]
+
+
+def photo_note(at: AppTest) -> str:
+    """What the page says, once, of a picture that is not a shape sample, for the model chosen."""
+    return shapes_limit(pretrained.load(at.selectbox(key="model").value))
 
 
 def plain(markdown: str) -> str:
@@ -297,7 +305,7 @@ def test_every_sample_and_model_switch():
         data = (ASSETS / samples[-1]["file"]).read_bytes()
         assert_same_predictions(shown_predictions(at), expected_predictions(name, data))
         baseline = name.startswith("plain")
-        assert any(plain(c.value).startswith(f"{name} knows only 10 shapes") for c in at.caption)  # the last sample: a photo
+        assert [plain(w.value) for w in at.warning][0].startswith(f"{name} knows only 10 shapes")  # the last sample: a photo
         assert values(at.info) == ([f"{name} has no attention blocks: it is a baseline without attention. "
                                                "Open Compare to see it beside the SE, ECA and CBAM models."]
                                               if baseline else [])
@@ -473,7 +481,7 @@ def test_odd_but_valid_images_are_handled():
         assert_clean(at)
         assert not at.error, (name, values(at.error))
         assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
-        assert values(at.warning) == CAVEATS.get(name, []), name
+        assert values(at.warning) == CAVEATS.get(name, []) + [photo_note(at)], name     # an upload: not a shape sample
 
 
 CAVEATS = {  # the bundled model sees 128 x 128 (no crop margin): what that costs these images
@@ -540,8 +548,7 @@ def test_own_checkpoint_good_wrong_and_malicious(tmp_path):
     at.text_area(key=f"labels_{key}").set_value("cat\ndog\nbird\nfish").run()
     assert_clean(at)
     assert sorted(at.dataframe[0].value["class"]) == ["bird", "cat", "dog", "fish"]
-    assert any("as the model sees it (64 x 64 after resize and crop)" in i.caption
-               for image in at.get("image") for i in image.proto.imgs)
+    assert any("as the model sees it (64 x 64 after resize and crop)" in m for m in values(at.markdown))
     at.text_area(key=f"labels_{key}").set_value("cat\ndog").run()
     assert values(at.sidebar.warning) == ["2 class names for 4 classes: keeping the file's names."]
     assert at.dataframe[0].value["class"].tolist()[0].startswith("class ")
@@ -652,14 +659,14 @@ def test_imagenet_model_offline_explains_itself(tmp_path, monkeypatch, caplog):
         port = s.getsockname()[1]
     monkeypatch.setattr(imagenet, "HTTPS_PORT", port)
     at = app()
-    with caplog.at_level(logging.WARNING, logger="app_page"):
+    with caplog.at_level(logging.WARNING, logger="views.models"):
         at.selectbox(key="model").set_value("ecaresnet50d.miil_in1k").run()
     assert_clean(at)
     assert_says_what_to_do_beside_the_image(at, (
         "ecaresnet50d.miil_in1k is not available here: its ImageNet weights need a one-time download, which this "
         "server cannot make now. Choose another model (the bundled ones always work)."))
     assert_no_server_details(at, tmp_path)
-    [record] = [r for r in caplog.records if r.name == "app_page"]         # the operator's account, in the log
+    [record] = [r for r in caplog.records if r.name == "views.models"]         # the operator's account, in the log
     assert str(tmp_path / "imagenet" / "ecaresnet50d.miil_in1k.safetensors") in record.getMessage()
     at.selectbox(key="model").set_value(pretrained.DEFAULT_MODEL).run()
     assert not at.warning and len(at.dataframe[0].value) == 5
@@ -672,22 +679,22 @@ def test_the_server_log_says_when_and_which_module():
     import subprocess
     import sys
     code = ("import logging, serve; serve.log_format(); "
-            "logging.getLogger('app_page').warning('x is unavailable: put its file at /srv/weights/x.pth')")
+            "logging.getLogger('views.models').warning('x is unavailable: put its file at /srv/weights/x.pth')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING app_page: x is unavailable: put its file at "
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING views\.models: x is unavailable: put its file at "
                      r"/srv/weights/x\.pth$", out.stderr, re.M), out.stderr[-2000:]
 
 
 @pytest.fixture
 def official_home(tmp_path, monkeypatch):
     """A weights folder of our own, the model list read from it (and read again afterwards)."""
-    import app_page
+    from views.models import load_model, model_entries
     monkeypatch.setenv("ATTENTION_LENS_HOME", str(tmp_path))
-    app_page.model_entries.clear()
+    model_entries.clear()
     yield tmp_path
-    app_page.model_entries.clear()
-    app_page.load_model.clear()                  # the model loaded from that folder
+    model_entries.clear()
+    load_model.clear()                  # the model loaded from that folder
 
 
 def test_an_official_model_names_no_server_folder(official_home):
@@ -706,7 +713,9 @@ def test_an_official_model_names_no_server_folder(official_home):
     torch.save(official_checkpoint(model, TO_ECANET), official_home / "official" / "eca_resnet18_k3577.pth.tar")
     at.run()                                                                  # the file is there now
     assert_clean(at)
-    assert not at.warning and len(at.dataframe[0].value) == 5
+    [warning] = values(at.warning)                    # the authors' architecture, with untrained weights
+    assert warning.startswith("This model looks untrained or broken: its predictions are close to uniform")
+    assert len(at.dataframe[0].value) == 5
     assert_no_server_details(at, official_home)
 
 
@@ -797,7 +806,7 @@ def test_upload_then_sample_then_upload_again_keeps_the_file_and_the_compare_cho
     assert_clean(at)
     assert at.file_uploader(key="image").value.name == "mine.png"
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, star))
-    assert any("mine.png, as the model sees it" in i for i in image_captions(at))
+    assert any("mine.png, as the model sees it" in plain(m) for m in values(at.markdown))
 
 
 def test_the_sidebar_shows_a_long_model_name_whole():
@@ -828,7 +837,7 @@ def test_user_text_is_literal_everywhere_it_is_shown(evil):
     at = upload(app(), f"{evil}.png", b"not an image")                   # an image's name in an error
     assert_inert(at.error[0].value, f"Cannot use {evil}.png: not an image")
     at = upload(at, f"{evil}.png", (ASSETS / "shapes-star.png").read_bytes(), "image/png")
-    [model_input] = [i.caption for image in at.get("image") for i in image.proto.imgs if "as the model sees it" in i.caption]
+    [model_input] = [m.value for m in at.markdown if "as the model sees it" in m.value]
     assert_inert(model_input, f"{evil}.png, as the model sees it")      # ... and in a caption
 
     torch.manual_seed(0)                                                 # a checkpoint's name and labels
@@ -921,19 +930,18 @@ def test_block_view_shows_grad_cam_beside_the_map_with_their_rank_agreement():
     assert metric.value == f"{spearmanr(gate.ravel(), cam.ravel()).statistic:+.2f}"
 
 
-def test_sanity_check_shows_how_much_each_map_changes_on_a_randomised_copy():
+def test_sanity_check_shows_each_seed_beside_the_null_band():
     at = app()
     at.toggle(key="sanity").set_value(True).run()
     assert_clean(at)
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()
-    loaded = pretrained.load(pretrained.DEFAULT_MODEL)
     from lens import inspect_image
-    expected = inspect_image(loaded, data).sanity_check("layer4.1")
-    shown = {m.label: m.value for m in at.metric}
-    for key, what in (("map", "the block's map"), ("grad_cam", "Grad-CAM of the top class")):
-        value = expected[key]
-        assert shown[f"Rank agreement of {what}, trained vs randomised"] == (
-            "undefined (a flat map)" if value != value else f"{value:+.2f}")
+    from lens.sanity import sanity_report
+    expected = sanity_report(inspect_image(pretrained.load(pretrained.DEFAULT_MODEL), data), "layer4.1")
+    assert len(expected.seeds) == 3 and expected.cells == 16
+    shown = [plain(m) for m in values(at.markdown)]
+    assert plain(md(expected.sentence("map"))) in shown and plain(md(expected.sentence("grad_cam"))) in shown
+    assert any("over 16 cells, 3 seeds" in m and "5-95%" in m for m in shown)
     at.run()                                                             # the shared model is unchanged
     assert_same_predictions(shown_predictions(at), expected_predictions(pretrained.DEFAULT_MODEL, data))
 
@@ -944,10 +952,7 @@ def test_compare_says_when_maps_differ_in_kind_and_shows_charts_and_parameter_co
     assert_clean(at)
     chosen = labelled(at.multiselect, "Models to compare (2 or 3)").value
     assert chosen == ["se-resnet18-shapes", "eca-resnet18-shapes", "cbam-resnet18-shapes"]
-    assert values(at.info) == ["These maps are not the same kind of quantity: a CBAM gate is a weight between 0 and "
-                               "1, drawn on a fixed scale, while SE and ECA have no spatial gate, so their map shows "
-                               "where the most-weighted channels fire, stretched to its own range. Compare where each "
-                               "map is high, not its colours across models."]
+    assert values(at.info) == [compare.MIXED_KINDS]
     counts = {}
     for name in chosen:
         model = pretrained.load(name).model

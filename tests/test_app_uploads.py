@@ -13,7 +13,7 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 from streamlit.testing.v1 import local_script_runner
 
-import app_page
+from views import internals, messages, page, subject
 import lens.inspection
 import pretrained
 from blocks import attention_resnet
@@ -41,7 +41,7 @@ def image(seed: int, side: int = 64) -> bytes:
 
 # ---------- item 7: every message and name the page shows is bounded ----------
 
-LIMIT = app_page.SHOWN_CHARS + app_page.NAME_CHARS + 200          # a message, a name and the words around them
+LIMIT = messages.SHOWN_CHARS + messages.NAME_CHARS + 200          # a message, a name and the words around them
 
 
 def test_a_megabyte_message_and_a_long_file_name_are_cut(monkeypatch):
@@ -58,7 +58,7 @@ def test_a_megabyte_message_and_a_long_file_name_are_cut(monkeypatch):
     at = upload(at, "huge.png", image(1))
     [error] = values(at.error)
     assert len(error) < LIMIT and error.startswith("Cannot use huge.png: bad pixel bad pixel")
-    assert f"({5_000_000 - app_page.SHOWN_CHARS:,} characters cut)" in error
+    assert f"({5_000_000 - messages.SHOWN_CHARS:,} characters cut)" in error
     monkeypatch.undo()
 
     load = pretrained.load
@@ -81,13 +81,13 @@ def test_a_megabyte_message_and_a_long_file_name_are_cut(monkeypatch):
     assert any("characters cut" in text and text.endswith(".pt**") for text in values(at.sidebar.markdown))
     at = upload(at, "i" * 10_000 + ".png", image(2))
     assert_clean(at)
-    [caption] = [plain(i.caption) for e in at.get("image") for i in e.proto.imgs if "as the model sees it" in i.caption]
+    [caption] = [plain(m) for m in values(at.markdown) if "as the model sees it" in m]
     assert len(caption) < LIMIT and "characters cut" in caption
 
 
 def test_bounded_cuts_the_middle_and_says_how_much():
-    assert app_page.bounded("short", 10) == "short"
-    cut = app_page.bounded("a" * 40 + "b" * 60, 30)
+    assert messages.bounded("short", 10) == "short"
+    cut = messages.bounded("a" * 40 + "b" * 60, 30)
     assert cut == "a" * 20 + " ... (70 characters cut) ... " + "b" * 10
 
 
@@ -129,26 +129,10 @@ def test_a_session_holds_only_its_current_image_and_one_weights_file(store, monk
     at.run()                                                      # a file no uploader holds: it may be on its way
     at.run()
     assert held(store) == (2, len(data) + 1000)
-    later = app_page.monotonic() + app_page.UNCLAIMED_SECONDS
-    monkeypatch.setattr(app_page, "monotonic", lambda: later)
+    later = internals.monotonic() + internals.UNCLAIMED_SECONDS
+    monkeypatch.setattr(internals, "monotonic", lambda: later)
     at.run()                                                      # still no uploader's after that long: gone
     assert held(store) == (1, len(data))
-
-
-def test_streamlit_keeps_a_sessions_files_where_the_page_looks():
-    """`app_page.stored_files` reads Streamlit's `MemoryUploadedFileManager.file_storage` (session id ->
-    file id -> file): if Streamlit changes it, this fails, and a session's old uploads would pile up."""
-    manager = MemoryUploadedFileManager("/upload")
-    rec = UploadedFileRec("f1", "a.png", "image/png", b"123")
-    manager.add_file("s1", rec)
-    manager.add_file("s2", UploadedFileRec("f2", "b.png", "image/png", b"4"))
-    assert manager.file_storage["s1"] == {"f1": rec}
-    ctx = SimpleNamespace(uploaded_file_mgr=manager, session_id="s1")
-    assert app_page.stored_files(ctx) == {"f1"}
-    manager.remove_file(session_id="s1", file_id="f1")
-    assert app_page.stored_files(ctx) == set() and manager.get_stats() != {}      # s2's file stays
-    assert app_page.stored_files(SimpleNamespace(uploaded_file_mgr=manager, session_id="s3")) == set()
-    assert "s3" not in manager.file_storage                          # looking creates no entry
 
 
 def test_the_served_app_keeps_uploads_in_that_store(monkeypatch):
@@ -232,7 +216,7 @@ def test_a_users_model_that_fails_on_the_image_gets_a_clear_error(monkeypatch):
     def failing(*args, **kwargs):
         raise RuntimeError("a kernel the model cannot run")
 
-    monkeypatch.setattr(app_page, "inspect_image", failing)
+    monkeypatch.setattr(subject, "inspect_image", failing)
     upload(at, "new.png", image(3), "image/png")
     assert_clean(at)
     [error] = values(at.main.error)
@@ -272,7 +256,7 @@ def test_a_runs_decodes_are_its_visitors(monkeypatch, address, owner):
         owners.append(who)
         yield
         owners.append(None)
-    monkeypatch.setattr(app_page, "decoding_for", recording)
+    monkeypatch.setattr(page, "decoding_for", recording)
     monkeypatch.setattr(type(st.context), "ip_address", property(lambda self: address))
     decode = lens.inspection.decode_image
     monkeypatch.setattr(lens.inspection, "decode_image", lambda data: decodes.append(owners[-1]) or decode(data))

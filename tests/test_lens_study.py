@@ -17,7 +17,7 @@ from lens.study_source import StudyDataset, collate, masks_of, parse_source
 from lens.study_stats import ACTIVITY_CHANNELS, DEAD_AT, SATURATED_AT, Partial, study_batch
 from lens.study_results import FILES, StudyResults, saved_studies
 from lens.study_summary import block_moments, summarise
-from pretrained.shapes import CLASSES
+from training.shapes import CLASSES
 
 from conftest import randomize_batchnorm
 
@@ -274,14 +274,20 @@ def test_ray_actors_always_leave_a_cpu_to_the_tasks_that_feed_them():
 
 @pytest.mark.slow
 def test_the_ray_engine_gives_the_single_process_result(shapes_model, tmp_path):
-    """A local Ray instance, two model actors: the same integer counts, means within 1e-6."""
-    local = run(shapes_model, tmp_path / "local")
-    distributed = run(shapes_model, tmp_path / "ray", engine="ray", ray_workers=2)
+    """A local Ray instance, two model actors: the same integer counts, means within 1e-6, the same
+    faithfulness scores (the actors get the settings)."""
+    from lens.study_faithfulness import Faithfulness
+    faithfulness = Faithfulness(3, steps=2)
+    local = run(shapes_model, tmp_path / "local", faithfulness=faithfulness)
+    distributed = run(shapes_model, tmp_path / "ray", engine="ray", ray_workers=2, faithfulness=faithfulness)
+    assert local["faithfulness"] == distributed["faithfulness"] and local["faithfulness"]["scored"] == 3
     for mine, theirs in zip(local["blocks"], distributed["blocks"]):
         for key in ("images", "dead_channels", "saturated_channels", "static_channels"):
             assert mine[key] == theirs[key]
         for key in ("inter_class_correlation", "eta_squared", "saturated_share", "weight_std"):
             assert mine[key] == pytest.approx(theirs[key], abs=1e-6)
+        for curve in ("deletion_auc", "insertion_auc"):
+            assert mine["faithfulness"][curve] == pytest.approx(theirs["faithfulness"][curve], abs=1e-6)
     tables = {engine: pd.read_parquet(tmp_path / engine / "channels.parquet") for engine in ("local", "ray")}
     assert tables["local"]["images"].tolist() == tables["ray"]["images"].tolist()
     np.testing.assert_allclose(tables["local"]["mean"], tables["ray"]["mean"], rtol=0, atol=1e-6)

@@ -27,7 +27,7 @@ def render(subject: Subject, display: Display) -> None:
         st.markdown(f"**{capitalised(view.map.label)}** of `{view.name}` ({view.map.size})")
         show_overlay(inspection, view.map, display)
     with c2:
-        st.markdown(f"**Channel weights** of `{view.name}` ({view.kind.upper()}, {view.channels} channels)")
+        st.markdown(f"**Channel weights** of `{view.name}` ({view.attention.display}, {view.channels} channels)")
         st.vega_lite_chart(subject.channel_chart(view.name, display.sort, display.top_k), width="stretch")
         st.caption(view.top.caption(marked=" (orange)"))
     if inspection.model.source == "bundled" and (note := block_note(inspection.model.name, view.name)):

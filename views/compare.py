@@ -76,7 +76,7 @@ def render(subject: Subject, display: Display) -> None:
                 view = views[name]
                 st.vega_lite_chart(subjects[name].channel_chart(view.name, display.sort, display.top_k),
                                    width="stretch")
-                st.caption(f"{view.kind.upper()} block `{view.name}`: "
+                st.caption(f"{view.attention.display} block `{view.name}`: "
                            f"{subjects[name].inspection.parameters(view.name):,} parameters, {view.channels} channel weights")
     if len({v.map.absolute for v in views.values()}) > 1:
         kinds.info(MIXED_KINDS)

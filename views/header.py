@@ -17,20 +17,19 @@ THUMBNAIL = 96               # pixels: the header's image
 
 def render(subject: Subject) -> None:
     inspection, model, picture = subject.inspection, subject.model, subject.picture
+    if inspection.output_note:
+        st.error(inspection.output_note)
     left, right = st.columns([1, 9], vertical_alignment="center")
     left.image(png(inspection.image), width=THUMBNAIL)
     top = inspection.predictions(1)[0]
     with right:
-        st.markdown(f"**{md(top.label)}** {top.probability:.1%} -- {md(picture.name)} through "
-                    f"{md(model.name)}, as the model sees it ({inspection.image.width} x {inspection.image.height} "
-                    "after resize and crop)")
-        with st.expander("Predictions and the model"):
-            st.caption(shown(model.description))          # it may quote a file's name or path
-            show_predictions(inspection)
+        st.markdown(f"**{md(top.label)}** {top.probability:.1%} · {md(picture.name)}, as the model sees it "
+                    f"({inspection.image.width} x {inspection.image.height} after resize and crop) · {md(model.name)}")
+        st.caption(shown(model.description))              # it may quote a file's name or path
+        with st.expander("Top 5 predictions and the model card"):
+            show_predictions(inspection, notes=False)      # said above the maps
             if model.source == "bundled" and (note := model_note(model.name)):
                 st.caption(note)
-    if inspection.output_note:
-        st.error(inspection.output_note)
     for note in inspection.input_notes:
         st.warning(note)
     if hint := model_hint(inspection):

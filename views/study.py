@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from lens.study import StudyModel, run_study
+from lens.study_faithfulness import CURVES, EXPLAINED, MAPS, RANDOM, READING
 from lens.study_results import FILES, StudyResults, saved_studies
 from viz import figure_png
 from viz.markup import md
@@ -135,12 +136,33 @@ def show_study(results: StudyResults) -> None:
         st.markdown(f"Per class: a class whose AUC sits at or below the centred Gaussian's is one where "
                     f"{name} attends off the object.")
         st.dataframe(results.localisation_by_class(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
+    if results.has_faithfulness:
+        show_faithfulness(results, block)
     st.markdown("**Downloads**")
     columns = st.columns(len(FILES))
     for column, name in zip(columns, FILES):
         path = results.folder / name
         column.download_button(name, path.read_bytes, file_name=name, mime=MIME[path.suffix], on_click="ignore",
                                key=f"study_download_{name}")
+
+
+def show_faithfulness(results: StudyResults, block: str) -> None:
+    """Deletion and insertion per block over the study's scored images (`lens.study_faithfulness`)."""
+    settings = results.faithfulness_settings
+    st.markdown(f"**Does the model use what each block's map marks?** {md(results.summary.get('model_name', ''))} "
+                f"on {settings['scored']:,} images spread over the source, {md(settings['fill'])} fill, "
+                f"{settings['steps']} steps, {settings['randoms']} random maps per image.")
+    st.caption(EXPLAINED)
+    shares = {f"{m} better than chance": st.column_config.NumberColumn(format="percent") for m in MAPS[:2]}
+    for curve in CURVES:
+        st.markdown(f"Mean {curve} AUC per block ({READING[curve]})")
+        table = results.faithfulness_table(curve)
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            **{c: st.column_config.NumberColumn(format="%.3f") for c in (*MAPS, *RANDOM)}, **shares})
+    st.image(figure_png(results.faithfulness_figure()), width="stretch")
+    st.markdown(f"Per class at {md(block)}: mean deletion AUC ({READING['deletion']})")
+    st.dataframe(results.faithfulness_by_class(block), width="stretch", column_config={
+        **{c: st.column_config.NumberColumn(format="%.3f") for c in (*MAPS, *RANDOM)}, **shares})
 
 
 def render(subject, display) -> None:

@@ -47,9 +47,9 @@ def arrow(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def show_predictions(inspection: Inspection, k: int = 5) -> None:
-    """The top-k classes, under what is wrong with the model's output when something is."""
-    if inspection.output_note:
+def show_predictions(inspection: Inspection, k: int = 5, notes: bool = True) -> None:
+    """The top-k classes, under what is wrong with the model's output when something is (`notes`)."""
+    if notes and inspection.output_note:
         st.error(inspection.output_note)
     rows = [{"class": p.label, "probability": 100 * p.probability} for p in inspection.predictions(k)]
     st.dataframe(arrow(rows), hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
