@@ -37,6 +37,20 @@ BETTER = tuple(f"{m} {c}" for m in MAPS[:2] for c in CURVES)           # "better
 FIELDS = tuple(f"{c} AUC, {m}" for c in CURVES for m in MAPS + RANDOM) + BETTER
 
 
+READING = {"deletion": "lower = the model uses what the map marks", "insertion": "higher = the model uses it"}
+EXPLAINED = (
+    "Each scored image is perturbed for its top prediction: deletion removes the pixels a map ranks highest first "
+    "and records the class's probability, insertion restores them first onto a blank (Petsiuk et al., BMVC 2018); "
+    "the AUC is the area under that curve. Beside each block's own map: Grad-CAM of the same class at the block, "
+    "a centred Gaussian (looks at nothing in particular) and random maps of the block's resolution, whose 5-95% "
+    "band on each image is the band of chance (the table gives the band's ends averaged over images); \"better "
+    "than chance\" is the share of images where the map's deletion AUC fell below its image's band (insertion: "
+    "above it). What it does not show: removed pixels make images unlike the training data, so part of any fall "
+    "comes from the removal itself (the blur and mean fills most; ROAD's imputation, Rong et al., ICML 2022, less); "
+    "a map that beats chance shows where this model's evidence lies, not that attention explains the prediction "
+    "(Jain & Wallace, NAACL 2019).")
+
+
 @dataclass(frozen=True)
 class Faithfulness:
     """What `--faithfulness N` scores: `images` of the source, `steps` per curve, the `fill`, the
