@@ -280,7 +280,7 @@ def _verdict(auc: float, band: tuple[float, float, float], lower: bool) -> str:
     return "better than chance" if (auc < low) == lower else "worse than chance"
 
 
-FILLS = {"blur": "blurred image (RISE)", "mean": "dataset mean colour", "road": "ROAD imputation (slower)"}
+FILL_NAMES = {"blur": "blurred image (RISE)", "mean": "dataset mean colour", "road": "ROAD imputation (slower)"}
 WHAT_IT_SHOWS = (
     "Deletion removes the pixels a map ranks highest first and records the class's probability; insertion "
     "restores them first onto a blank (Petsiuk et al., BMVC 2018). A map the prediction depends on makes "

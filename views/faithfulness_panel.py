@@ -3,7 +3,7 @@ Overview and Compare views show them: per block on request, cached per (image, m
 class, fill) by the subject, so a display control never recomputes them."""
 import streamlit as st
 
-from lens.faithfulness import FILLS, WHAT_IT_SHOWS, Panel
+from lens.faithfulness import FILL_NAMES, WHAT_IT_SHOWS, Panel
 from lens.glossary import GLOSSARY
 from viz.curves_chart import curves_chart
 from viz.markup import md
@@ -18,7 +18,7 @@ AUC_COLUMNS = {"deletion AUC": st.column_config.NumberColumn(format="%.3f", help
 
 
 def choose_fill(key: str) -> str:
-    return st.selectbox("Removed pixels become", list(FILLS), format_func=FILLS.get, key=key)
+    return st.selectbox("Removed pixels become", list(FILL_NAMES), format_func=FILL_NAMES.get, key=key)
 
 
 def score_rows(panel: Panel) -> list[dict]:

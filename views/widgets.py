@@ -77,8 +77,8 @@ def pick_block(inspection: Inspection, default: str | None = None) -> str:
     `default`: the view's first block until the visitor chooses one (else the deepest); a choice
     is kept across views and models, a default is not (each view opens on its own)."""
     names = inspection.block_names
-    layout = sha("|".join(names).encode())[:12]
     default = default if default in names else names[-1]
+    layout = sha("|".join([*names, default]).encode())[:12]       # a view with its own default: its own widgets
     chosen = st.session_state.get("chosen_block")
     chosen = chosen if chosen in names else default
     stage_numbers = list(range(1, len(inspection.stages) + 1))
