@@ -17,6 +17,13 @@ from torch import nn
 from .hooks import CallHooks
 from .sites import ATTENTION_MODULES, AttentionKind, AttentionSite, attention_kind, attention_sites
 
+# The map of a block without a spatial gate (SE, ECA: `AttentionRecord.activity`) averages this many of
+# its most-excited channels wherever no one chooses: the model card (`lens.card_evaluation`) and the
+# study (`lens.study_stats`) use it, so their scores compare across models and runs. The app and
+# `python -m lens report` follow the user's top-k instead (the sidebar's, `--top-k`), which also picks
+# the channels the charts label: the map shows where the listed channels fire.
+ACTIVITY_CHANNELS = 8
+
 @dataclass(frozen=True)
 class AttentionRecord:
     """What one attention block computed. Tensors are on the CPU, batch first."""
@@ -40,7 +47,7 @@ class AttentionRecord:
     def attention(self) -> AttentionKind:
         return attention_kind(self.kind)
 
-    def activity(self, k: int = 8) -> torch.Tensor:
+    def activity(self, k: int = ACTIVITY_CHANNELS) -> torch.Tensor:
         """[B, h, w]: mean positive activation of the k most-excited channels -- where the
         channels the gate favours fire. A view of features, not a spatial gate."""
         if self.top_maps is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from blocks import AttentionKind, AttentionRecord, attention_kind, strongest_channels
+from blocks import ACTIVITY_CHANNELS, AttentionKind, AttentionRecord, attention_kind, strongest_channels
 from viz import SpatialView
 
 DIGITS = range(4, 10)        # decimals tried until every listed weight reads differently
@@ -52,7 +52,7 @@ class TopChannels:
         return text
 
 
-def spatial_view(record: AttentionRecord, index: int = 0, top_k: int = 8) -> SpatialView:
+def spatial_view(record: AttentionRecord, index: int = 0, top_k: int = ACTIVITY_CHANNELS) -> SpatialView:
     """The map for image `index` of a capture record. SE/ECA records need their channel maps
     (`capture_attention(..., channel_maps=K)`)."""
     if record.spatial is not None:

@@ -2,32 +2,33 @@
 
 For one model: accuracy in distribution and under each of the dataset's shifts (`shapes.SHIFTS`),
 and in distribution by band of object size; per attention block, the share of its channel weights
-within 1e-6 of 0 or 1 (saturated: ties that make "the top-k channels" an arbitrary pick), the
-accuracy lost when the block's attention is switched off (every gate outputs 1), and how well the
-block's map sits on the object. The map is CBAM's spatial gate (Woo et al., ECCV 2018, Eq. 3) or,
-for SE/ECA, which have none, the mean activity of the block's 8 most-excited channels. Each is
-scored with the three measures of `lens.localisation` beside three baselines on the same images
-and at the same block: a centred Gaussian (content-free), the plain model's channel-mean
-activation, and Grad-CAM (Selvaraju et al., ICCV 2017) of the plain model for the image's true
-class.
+pinned at 0 or 1 (within PINNED_WITHIN = 1e-6: ties that make "the top-k channels" an arbitrary
+pick; not the study's looser "saturated", at or above 0.99), the accuracy lost when the block's
+attention is switched off (every gate outputs 1), and how well the block's map sits on the object.
+The map is the block's spatial gate (CBAM: Woo et al., ECCV 2018, Eq. 3) or, for a kind without one
+(SE, ECA), the mean activity of the block's `blocks.ACTIVITY_CHANNELS` (8) most-excited channels.
+Each is scored with the three measures of `lens.localisation` beside three baselines on the same
+images and at the same block (CARD_BASELINES): the centred Gaussian (content-free, the first of
+`lens.localisation.BASELINES`), the plain model's channel-mean activation, and Grad-CAM (Selvaraju
+et al., ICCV 2017) of the plain model for the image's true class.
 """
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from blocks import Intervention, capture_attention
+from blocks import ACTIVITY_CHANNELS, Intervention, capture_attention
 from blocks.hooks import on_model_device
 from blocks.attribution import block_outputs, grad_cams
 from pretrained.bundled import to_input
 from training.shapes import render
 
-from .localisation import MEASURES, batch_scores, centred_gaussian
-from .study_stats import ACTIVITY_CHANNELS  # SE/ECA maps: the 8 most-excited channels' activity
+from .localisation import CENTRED_GAUSSIAN, MEASURES, batch_scores, centred_gaussian
 
-SATURATION_TOLERANCE = 1e-6
-GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM = "centred Gaussian", "plain channel mean", "plain Grad-CAM"
-BASELINES = (GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
+PINNED_WITHIN = 1e-6          # a channel weight this close to 0 or 1 is "pinned": float32 sigmoids tie there
+PINNED = f"within {PINNED_WITHIN:.0e} of 0 or 1".replace("e-0", "e-")      # the same, in words
+PLAIN_MEAN, PLAIN_GRAD_CAM = "plain channel mean", "plain Grad-CAM"
+CARD_BASELINES = (CENTRED_GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
 BATCH = 100
 # object diameter / image side (shapes v2 draws 8% to 90%): name, from (inclusive), to (exclusive)
 SIZE_BANDS = (("under 15%", 0.0, 0.15), ("15-25%", 0.15, 0.25), ("25-50%", 0.25, 0.5), ("50% and over", 0.5, np.inf))
@@ -83,13 +84,14 @@ def accuracy_by_size(hits: torch.Tensor, extents: np.ndarray) -> dict[str, dict]
 
 
 @torch.inference_mode()
-def saturation(model: torch.nn.Module, test: HeldOutSet) -> dict[str, float]:
-    """Per block: the share of channel weights (over images and channels) within 1e-6 of 0 or 1."""
+def pinned_shares(model: torch.nn.Module, test: HeldOutSet) -> dict[str, float]:
+    """Per block: the share of channel weights (over images and channels) pinned, within
+    PINNED_WITHIN of 0 or 1."""
     counts: dict[str, list[int]] = {}
     for x, _, _ in test.batches():
         for record in capture_attention(model, x).layers:
             w = record.channel.double()
-            tied = (w <= SATURATION_TOLERANCE) | (w >= 1 - SATURATION_TOLERANCE)
+            tied = (w <= PINNED_WITHIN) | (w >= 1 - PINNED_WITHIN)
             count = counts.setdefault(record.name, [0, 0])
             count[0] += int(tied.sum())
             count[1] += tied.numel()
@@ -106,7 +108,7 @@ def gate_off_costs(model: torch.nn.Module, test: HeldOutSet, blocks: list[str], 
 
 def localisation(model: torch.nn.Module, plain: torch.nn.Module | None, test: HeldOutSet) -> dict[str, dict]:
     """Per block: {map name: {measure: mean over the images where it is defined, "defined": share of
-    images where it is}} for the block's own map ("attention") and each of BASELINES (the plain
+    images where it is}} for the block's own map ("attention") and each of CARD_BASELINES (the plain
     model's: None scores without a plain model)."""
     scores: dict[str, dict[str, list[dict]]] = {}
     for x, masks, labels in test.batches():
@@ -118,15 +120,15 @@ def localisation(model: torch.nn.Module, plain: torch.nn.Module | None, test: He
         gaussian = np.broadcast_to(centred_gaussian(masks.shape[1:]), masks.shape)
         for record in capture.layers:
             own = record.spatial if record.spatial is not None else record.activity(ACTIVITY_CHANNELS)
-            maps = {"attention": own, GAUSSIAN: gaussian}
+            maps = {"attention": own, CENTRED_GAUSSIAN: gaussian}
             if plain is not None:
                 maps.update({PLAIN_MEAN: plain_outputs[record.name].mean(1), PLAIN_GRAD_CAM: cams[record.name]})
             for name, values in maps.items():
                 scores.setdefault(record.name, {}).setdefault(name, []).append(
                     batch_scores(np.asarray(values, dtype=np.float32), masks))
     absent = {**dict.fromkeys(MEASURES), "defined": 0.0}
-    return {block: {name: _summary(by_map[name]) if name in by_map else absent for name in ("attention", *BASELINES)}
-            for block, by_map in scores.items()}
+    return {block: {name: _summary(by_map[name]) if name in by_map else absent
+                    for name in ("attention", *CARD_BASELINES)} for block, by_map in scores.items()}
 
 
 def _summary(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -1,12 +1,12 @@
 """What the model card measured about a bundled model, in words for the app (`lens.card`):
 how the model does in distribution and under each shift, and for one block how its map sits on
 the object beside the card's baselines, what switching its attention off costs, and how many of
-its channel weights are saturated. Measured over the card's test images, not this one image."""
-from blocks import attention_kind
+its channel weights are pinned at 0 or 1. Measured over the card's test images, not this one image."""
+from blocks import ACTIVITY_CHANNELS, attention_kind
 from pretrained.bundled import card_entry
 from training.shapes import SHIFTS
 
-from .card_evaluation import ACTIVITY_CHANNELS, BASELINES, SATURATION_TOLERANCE, SIZE_BANDS
+from .card_evaluation import CARD_BASELINES, PINNED, SIZE_BANDS
 
 IN_WORDS = {"small": "objects below the median size", "grayscale": "grayscale", "low_contrast": "low contrast",
             "clutter": "clutter over the object", "centred Gaussian": "a centred Gaussian",
@@ -37,7 +37,7 @@ def block_note(name: str, block: str) -> str | None:
     if measured is None:
         return None
     auc = {m: s["AUC"] for m, s in measured["localisation"].items()}
-    own, baselines = auc["attention"], [m for m in BASELINES if auc[m] is not None]
+    own, baselines = auc["attention"], [m for m in CARD_BASELINES if auc[m] is not None]
     # two decimals unless they would print a tie that the comparison below does not make
     digits = 3 if own is not None and any(round(auc[m], 2) == round(own, 2) for m in baselines) else 2
     which = ("its spatial gate" if attention_kind(card["attention"]).has_spatial_gate
@@ -47,7 +47,7 @@ def block_note(name: str, block: str) -> str | None:
     else:
         behind = [IN_WORDS[m] for m in baselines if auc[m] >= own]
         if not behind:
-            verdict = "ahead of every baseline" + ("" if len(baselines) == len(BASELINES) else " measured")
+            verdict = "ahead of every baseline" + ("" if len(baselines) == len(CARD_BASELINES) else " measured")
         elif len(behind) == len(baselines):
             verdict = "not ahead of any baseline"
         else:
@@ -58,5 +58,5 @@ def block_note(name: str, block: str) -> str | None:
     scores = ", ".join(f"{IN_WORDS[m]} {auc[m]:.{digits}f}" for m in baselines)
     return (f"Over the model card's {card['test_images']} test images, {where} "
             f"({scores}); switching the block's attention off changes accuracy by "
-            f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['saturated']:.1%} of its channel weights are "
-            f"within {SATURATION_TOLERANCE:.0e} of 0 or 1.".replace("e-0", "e-"))
+            f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['pinned']:.1%} of its channel weights are "
+            f"pinned ({PINNED}).")

@@ -100,9 +100,21 @@ def centred_gaussian(shape: tuple[int, int]) -> np.ndarray:
                     + ((x[None, :] - w / 2) / (CENTRE_SIGMA * w)) ** 2) / 2)
 
 
+def uniform(shape: tuple[int, int]) -> np.ndarray:
+    """A content-free map that marks nothing: mass ratio 1, AUC 0.5, no highest point."""
+    return np.ones(shape)
+
+
+CENTRED_GAUSSIAN = "centred Gaussian"
+# The content-free baselines, name -> the map at a shape: every map's scores are read beside them (the
+# app's table, `localisation_table`; the study). The model card reads the first beside two maps of its
+# plain model (`lens.card_evaluation.CARD_BASELINES`), which only a trained plain twin can give.
+BASELINES = {CENTRED_GAUSSIAN: centred_gaussian, "uniform": uniform}
+
+
 def localisation_table(maps: dict[str, np.ndarray], mask) -> list[dict]:
-    """One row per map (and per baseline: a centred Gaussian, a uniform map), one column per measure."""
+    """One row per map (and per baseline of BASELINES, "... (baseline)"), one column per measure."""
     shape = next(iter(maps.values())).shape if maps else np.asarray(mask).shape
-    rows = {**maps, "centred Gaussian (baseline)": centred_gaussian(shape), "uniform (baseline)": np.ones(shape)}
+    rows = {**maps, **{f"{name} (baseline)": baseline(shape) for name, baseline in BASELINES.items()}}
     return [{"map": name, **{measure: score(values, mask) for measure, score in MEASURES.items()}}
             for name, values in rows.items()]

@@ -11,9 +11,9 @@ from torch import nn
 from blocks import attention_resnet, capture_attention, grad_cam
 from blocks.attribution import block_outputs
 from lens.card import beats_baselines, recipe_reasons, render_card, targets
-from lens.card_evaluation import (GAUSSIAN, PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy,
-                                  accuracy_by_size, correct, gate_off_costs, localisation, saturation)
-from lens.localisation import auc, centred_gaussian, localisation_score, pointing_game
+from lens.card_evaluation import (PLAIN_GRAD_CAM, PLAIN_MEAN, HeldOutSet, _summary, accuracy, accuracy_by_size,
+                                  correct, gate_off_costs, localisation, pinned_shares)
+from lens.localisation import CENTRED_GAUSSIAN, auc, centred_gaussian, localisation_score, pointing_game
 from training.shapes import render, render_batch
 from training.train import RECIPES
 
@@ -57,13 +57,13 @@ def test_accuracy_by_size_splits_the_hits_by_the_objects_diameter(test_images):
     assert accuracy_by_size(correct(model, one_band), one_band.extents)["under 15%"] == {"images": 0, "accuracy": None}
 
 
-def test_saturation_counts_channel_weights_within_1e6_of_0_or_1(test_images):
+def test_pinned_shares_count_channel_weights_within_1e6_of_0_or_1(test_images):
     model = tiny("se")
     with torch.no_grad():
         for block, bias in ((model.layer1[0], 30.0), (model.layer1[1], 0.0), (model.layer2[0], -30.0)):
             block.attn.fc2.weight.zero_()
             block.attn.fc2.bias.fill_(bias)          # sigmoid(30) is within 1e-13 of 1; sigmoid(0) is 0.5
-    shares = saturation(model, test_images)
+    shares = pinned_shares(model, test_images)
     assert (shares["layer1.0"], shares["layer1.1"], shares["layer2.0"]) == (1.0, 0.0, 1.0)
     with torch.inference_mode():
         w = capture_attention(model, next(test_images.batches())[0]).layer("layer3.1").channel.double()
@@ -94,7 +94,7 @@ def test_localisation_scores_each_map_as_the_single_map_measures_do(test_images)
         mean = block_outputs(plain, x, [block])[block].mean(1)
     cam = grad_cam(plain, x, block, target=labels)
     gaussian = centred_gaussian(masks.shape[1:])
-    expected = {"attention": own, GAUSSIAN: [gaussian] * len(masks), PLAIN_MEAN: mean, PLAIN_GRAD_CAM: cam}
+    expected = {"attention": own, CENTRED_GAUSSIAN: [gaussian] * len(masks), PLAIN_MEAN: mean, PLAIN_GRAD_CAM: cam}
     for name, maps in expected.items():
         has_mass = np.array([np.asarray(m).sum() > 0 for m in maps])
         for measure, score in (("AUC", auc), ("mass ratio", localisation_score), ("pointing game", pointing_game)):
@@ -113,10 +113,10 @@ def test_a_map_with_no_mass_is_left_out_of_the_means_and_counted():
     assert _summary(empty) == {"mass ratio": None, "pointing game": None, "AUC": None, "defined": 0.0}
 
 
-def block(saturated, cost, aucs):
+def block(pinned, cost, aucs):
     """A card's block entry with AUCs for the map and the three baselines."""
-    names = ("attention", GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
-    return {"saturated": saturated, "gate_off_cost": cost,
+    names = ("attention", CENTRED_GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
+    return {"pinned": pinned, "gate_off_cost": cost,
             "localisation": {n: {"AUC": a, "mass ratio": 1.5, "pointing game": 0.5, "defined": 1.0}
                              for n, a in zip(names, aucs)}}
 
@@ -143,7 +143,7 @@ def test_targets_compare_each_measurement_with_its_threshold():
     assert rows == {
         ("cbam", "accuracydistribution"): ("95.0%", True),
         ("cbam", "accuracyevery"): ("lowest: 89.9% (small)", False),
-        ("cbam", "saturatedweights"): ("highest: 5.0% (layer1.0)", False),
+        ("cbam", "pinnedweights"): ("highest: 5.0% (layer1.0)", False),
         ("cbam", "attentioncosts"): ("10.0 points (layer1.0)", True),
         ("cbam", "spatialbeats"): ("1 of 3 blocks (layer1.0)", False),
         ("plai", "accuracydistribution"): ("95.0%", False),          # 94.99% rounds up but misses
@@ -151,7 +151,7 @@ def test_targets_compare_each_measurement_with_its_threshold():
     assert not beats_baselines(card["cbam-resnet18-shapes"]["blocks"]["layer1.1"]["localisation"])
     even = copy.deepcopy(card)
     for b in even["cbam-resnet18-shapes"]["blocks"].values():
-        b["saturated"] = 0.00001
+        b["pinned"] = 0.00001
     assert targets(even)[2]["measured"] == "0.0% in every block" and targets(even)[2]["met"]
     text = render_card(card)
     assert ("| layer1.0 | 5.0% | +10.0 | 0.90 / 0.80 / 0.85 / 0.70 | 1.50 / 1.50 / 1.50 / 1.50 | "
@@ -172,7 +172,7 @@ def test_without_a_plain_model_its_baselines_are_absent(test_images):
     result = localisation(tiny("eca"), None, test_images)["layer4.0"]
     for baseline in (PLAIN_MEAN, PLAIN_GRAD_CAM):
         assert result[baseline] == {"mass ratio": None, "pointing game": None, "AUC": None, "defined": 0.0}
-    assert result[GAUSSIAN]["AUC"] is not None and result["attention"]["defined"] > 0
+    assert result[CENTRED_GAUSSIAN]["AUC"] is not None and result["attention"]["defined"] > 0
 
 
 def test_the_card_names_the_recipe_and_argues_only_the_choices_it_makes():

@@ -12,7 +12,7 @@ def scores(auc):
 
 CARD = {"attention": "cbam", "test_images": 500, "dataset_version": 2,
         "accuracy": {"in distribution": 0.9612, "small": 0.874, "grayscale": 0.95, "low_contrast": 0.931, "clutter": 0.9},
-        "blocks": {"layer3.1": {"saturated": 0.0123, "gate_off_cost": 12.4, "localisation": {
+        "blocks": {"layer3.1": {"pinned": 0.0123, "gate_off_cost": 12.4, "localisation": {
             "attention": scores(0.913), "centred Gaussian": scores(0.8), "plain channel mean": scores(0.875),
             "plain Grad-CAM": scores(None)}}}}
 
@@ -38,7 +38,7 @@ def test_block_note_sets_the_map_beside_the_baselines_and_the_gate_off_cost(card
     assert card_notes.block_note("m", "layer3.1") == (
         "Over the model card's 500 test images, its spatial gate scores AUC 0.91 on the object, ahead of every "
         "baseline measured (a centred Gaussian 0.80, the plain model's channel mean 0.88); switching the block's attention off changes accuracy by "
-        "-12.4 points; 1.2% of its channel weights are within 1e-6 of 0 or 1.")
+        "-12.4 points; 1.2% of its channel weights are pinned (within 1e-6 of 0 or 1).")
     assert card_notes.block_note("m", "layer1.0") is None and card_notes.block_note("another", "layer3.1") is None
 
 
@@ -71,7 +71,7 @@ def test_the_bundled_models_notes_come_from_their_card():
     assert card_notes.model_note(name).startswith(f"Model card: {card['accuracy']['in distribution']:.1%} correct on "
                                                   f"{card['test_images']} fresh test images")
     block = list(card["blocks"])[-1]
-    assert f"{card['blocks'][block]['saturated']:.1%} of its channel weights" in card_notes.block_note(name, block)
+    assert f"{card['blocks'][block]['pinned']:.1%} of its channel weights" in card_notes.block_note(name, block)
     assert card_notes.block_note("plain-resnet18-shapes", block) is None
 
 

@@ -65,8 +65,8 @@ the targets are one-hot.
     96 images of this small net is launch-bound there); twice its rate by Adam's square-root scaling
     rule (Malladi et al., "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms", 2022).
   - as recipe 4: no label smoothing, the saturation penalty 0.1 beyond +-6 with the ordinary gate
-    decay (0.0% saturated in every block of the bundled models), bf16 autocast and channels-last
-    (on the GPU too), and attention never supervised (the masks are not used).
+    decay (0.0% of channel weights pinned at 0 or 1 in every block of the bundled models), bf16
+    autocast and channels-last (on the GPU too), and attention never supervised (the masks are not used).
 """
 import argparse
 import json
