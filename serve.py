@@ -14,7 +14,7 @@ what only a page needs (pandas, pyarrow, Altair). What both steps loaded is then
 garbage collector's walks (`freeze`). A failed warm-up is only logged; the page then loads on
 first visit, as with `streamlit run app.py`. What the app tells operators rather than visitors (a
 model's missing weights file and where it goes, a file that failed unforeseen) is logged by its
-modules' loggers (`app_page`, `study_page`, ...), written with their time and name (`log_format`).
+modules' loggers (`views.models`, `views.study`, ...), written with their time and name (`log_format`).
 """
 import gc
 import logging

@@ -60,3 +60,10 @@ def block_note(name: str, block: str) -> str | None:
             f"({scores}); switching the block's attention off changes accuracy by "
             f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['pinned']:.1%} of its channel weights are "
             f"pinned ({PINNED}).")
+
+
+def costliest_block(name: str) -> str | None:
+    """The block where the model card measured switching attention off to cost the most accuracy, or
+    None for a model without a card: where an edit is worth trying first."""
+    blocks = (card_entry(name) or {}).get("blocks", {})
+    return max(blocks, key=lambda b: blocks[b]["gate_off_cost"]) if blocks else None
