@@ -28,7 +28,7 @@ from viz.faithfulness import faithfulness_depth_figure
 
 from .faithfulness import BAND, FILLS, RANDOM_MAPS, curves
 from .localisation import centred_gaussian
-from .study_stats import ACTIVITY_CHANNELS, study_map
+from .study_stats import ACTIVITY_CHANNELS, _per_class_sum, study_map
 
 MAPS = ("block map", "Grad-CAM", "centred Gaussian")
 RANDOM = ("random", f"random {BAND[0]:.0%}", f"random {BAND[1]:.0%}")     # the mean, then the band's ends
@@ -111,7 +111,7 @@ def faithfulness_batch(model, x: torch.Tensor, labels: np.ndarray, chosen: np.nd
         if picked.size:
             scores[picked] = values[name]
         counted = np.where(chosen[:, None], scores, 0.0)
-        arrays[f"{name}|faith_sum"] = _per_class(counted, labels, classes)
+        arrays[f"{name}|faith_sum"] = _per_class_sum(counted, labels, classes)
         arrays[f"{name}|faith_count"] = np.bincount(labels[chosen], minlength=classes).astype(np.int64)
         for j, column in enumerate(columns(name)):
             rows[column] = scores[:, j]
@@ -130,25 +130,18 @@ def _score_image(model, x, target: int, maps: dict, cams: dict, i: int, plan: Fa
         stack = torch.cat([torch.stack(own), torch.as_tensor(centred_gaussian(shape), dtype=torch.float32)[None],
                            noise])
         result = curves(model, x.expand(len(stack), -1, -1, -1), stack, target, plan.steps, plan.fill)
-        shared = len(own)
-        per_curve = {}
-        for curve, auc in zip(CURVES, (result.deletion_auc.double(), result.insertion_auc.double())):
-            low, high = torch.quantile(auc[shared + 1:], torch.tensor(BAND, dtype=torch.float64)).tolist()
-            per_curve[curve] = (auc, float(auc[shared]), float(auc[shared + 1:].mean()), low, high)
-        deletion, insertion = per_curve["deletion"], per_curve["insertion"]
+        stats = []                      # per curve: its AUCs [M], the Gaussian's, the random maps' mean, low, high
+        for auc in (result.deletion_auc.double(), result.insertion_auc.double()):
+            random = auc[len(own) + 1:]
+            low, high = torch.quantile(random, torch.tensor(BAND, dtype=torch.float64)).tolist()
+            stats.append((auc.tolist(), float(auc[len(own)]), float(random.mean()), low, high))
+        (deletion, *_, deletion_low, _), (insertion, *_, insertion_high) = stats
         for k, name in enumerate(names):
-            row = []
-            for auc, gaussian, mean, low, high in (deletion, insertion):
-                row += [float(auc[2 * k]), float(auc[2 * k + 1]), gaussian, mean, low, high]
-            for j in range(2):                                                     # the block map, Grad-CAM
-                row += [float(deletion[0][2 * k + j] < deletion[3]), float(insertion[0][2 * k + j] > insertion[4])]
+            own_aucs = slice(2 * k, 2 * k + 2)                                     # the block map, Grad-CAM
+            row = [v for auc, *shared in stats for v in (*auc[own_aucs], *shared)]
+            row += [float(v) for removed, restored in zip(deletion[own_aucs], insertion[own_aucs])
+                    for v in (removed < deletion_low, restored > insertion_high)]
             values[name][i] = row
-
-
-def _per_class(values: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
-    out = np.zeros((classes, values.shape[1]))
-    np.add.at(out, labels, values)
-    return out
 
 
 def faithfulness_summary(total, block: str, class_names) -> dict:

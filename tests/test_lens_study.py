@@ -227,12 +227,18 @@ def test_a_folder_with_other_arguments_is_not_mixed_in(shapes_model, tmp_path):
         run(shapes_model, tmp_path, "shapes:v2:2:8")
 
 
-def test_an_image_folder_study_skips_unreadable_files_and_has_no_localisation(shapes_model, tmp_path):
+def image_folder(root, classes=("circle", "square"), per_class: int = 3):
+    """`root` with a folder of `per_class` random 50 x 70 PNGs for each class: an ImageFolder, no masks."""
     rng = np.random.default_rng(0)
-    for name in ("circle", "square"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_study_skips_unreadable_files_and_has_no_localisation(shapes_model, tmp_path):
+    image_folder(tmp_path / "data")
     (tmp_path / "data" / "square" / "broken.png").write_bytes(b"not an image")
     summary = run(shapes_model, tmp_path / "out", str(tmp_path / "data"))
     assert summary["images"] == 6 and summary["per_class_images"] == {"circle": 3, "square": 3}

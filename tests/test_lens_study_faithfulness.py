@@ -17,7 +17,7 @@ from lens.study_faithfulness import BETTER, CURVES, FIELDS, MAPS, RANDOM, Faithf
 from lens.study_results import StudyResults
 from training.shapes import render
 
-from test_lens_study import shapes_model            # noqa: F401 (a fixture: a tiny seeded CBAM ResNet)
+from test_lens_study import image_folder, shapes_model      # noqa: F401 (shapes_model: a fixture, a tiny CBAM ResNet)
 
 BLOCKS = [f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)]
 
@@ -110,12 +110,7 @@ def test_the_studys_summary_is_the_mean_of_its_per_image_table(shapes_model, tmp
 
 
 def test_an_image_folder_without_masks_is_scored_in_every_class(shapes_model, tmp_path):
-    rng = np.random.default_rng(0)
-    for name in ("circle", "square"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
-    summary = run_study(str(tmp_path / "data"), shapes_model, tmp_path / "out", batch_size=2, shard_size=2, workers=0,
+    summary = run_study(str(image_folder(tmp_path / "data")), shapes_model, tmp_path / "out", batch_size=2, shard_size=2, workers=0,
                         progress=False, faithfulness=Faithfulness(2, steps=2, fill="mean"))
     entry = summary["blocks"][-1]
     assert "localisation" not in entry and entry["faithfulness"]["images"] == 2
