@@ -47,7 +47,7 @@ def save_folder(root: Path, seed: int, count: int, version: int) -> Path:
     return root
 
 
-def loops(loaded, source: str, workers: int, scratch: Path):
+def loops(loaded, source: str, workers: int, scratch: Path, faithfulness=None):
     spec = parse_source(source)
     plan = Plan(len(spec), BATCH, SHARD)
     shards = list(range(plan.shards))
@@ -62,7 +62,7 @@ def loops(loaded, source: str, workers: int, scratch: Path):
 
     def study():
         store = ShardStore(Path(tempfile.mkdtemp(dir=scratch)), {"bench": source})
-        run_local(loaded, spec, plan, store, shards, workers, Count())
+        run_local(loaded, spec, plan, store, shards, workers, Count(), faithfulness)
 
     return bare, study
 
