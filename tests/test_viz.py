@@ -1,4 +1,5 @@
 """viz: pure figure builders. Alignment of heatmaps with the image, chart contents, no pyplot."""
+import io
 import subprocess
 import sys
 import warnings
@@ -405,3 +406,34 @@ def test_user_text_with_dollar_signs_is_drawn_literally():
     for fig in figures:
         assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
     assert figures[0].axes[0].get_title() == r"a \$\nope\$ cat"      # escaped: drawn as typed
+
+
+def curve_panel(title: str = "layer3.1", seed: int = 0):
+    from viz.faithfulness import CurvePanel
+    rng = np.random.default_rng(seed)
+    fractions = np.linspace(0, 1, 6)
+    return CurvePanel(title, fractions, {"gate": rng.random(6), "Grad-CAM of '$x$'": rng.random(6)},
+                      {"gate": rng.random(6), "Grad-CAM of '$x$'": rng.random(6)}, rng.random((8, 6)),
+                      rng.random((8, 6)))
+
+
+def test_faithfulness_figures_draw_each_map_and_the_random_band():
+    from viz.faithfulness import faithfulness_depth_figure, faithfulness_figure, faithfulness_grid_figure
+    panel = curve_panel()
+    mean, low, high = panel.random_curves("insertion")
+    np.testing.assert_allclose(mean, panel.random_insertion.mean(0))
+    np.testing.assert_allclose([low, high], np.quantile(panel.random_insertion, [0.05, 0.95], axis=0))
+    fig = faithfulness_figure(panel)
+    deletion_ax, insertion_ax = fig.axes
+    assert [line.get_label() for line in insertion_ax.lines] == ["random maps, mean", "gate", r"Grad-CAM of '\$x\$'"]
+    np.testing.assert_allclose(insertion_ax.lines[1].get_ydata(), panel.insertion["gate"])
+    assert len(insertion_ax.collections) == 1                        # the band: one artist
+    assert Image.open(io.BytesIO(figure_png(fig))).size == (770, 352)
+    grid = faithfulness_grid_figure([curve_panel(f"layer{i}", i) for i in range(3)], "star $1")
+    assert len([ax for ax in grid.axes if ax.axison]) == 6 and "star \\$1" in grid.get_suptitle()
+    with pytest.raises(ValueError, match="no blocks to draw"):
+        faithfulness_grid_figure([])
+    depth = faithfulness_depth_figure(["a", "b"], {"block map": [0.2, None]}, {"block map": [0.6, 0.7]},
+                                      ([0.4, 0.5], [0.3, 0.4], [0.5, 0.6]), ([0.4, 0.5], [0.3, 0.4], [0.5, 0.6]),
+                                      {"block map": [1.0, 0.5]})
+    assert len(depth.axes) == 3 and np.isnan(depth.axes[0].lines[1].get_ydata()[1])
