@@ -1,8 +1,9 @@
 """The app in a real browser: upload an image through the file chooser and inspect its attention.
 
 Starts `streamlit run serve.py` (the README's command) on a free local port, waits for it to warm
-the default page, and drives Debian's Chromium with Playwright the way a person would: drop a file
-on the sidebar's uploader through the file chooser, wait for the rerun, look at the page.
+the default page, and drives Debian's Chromium with Playwright the way a person would: open the
+page's Image chooser, drop a file on its uploader through the file chooser, wait for the rerun, look
+at the page; and at a projector's 1280 x 720 and a phone's 390 x 844, where the first map must sit.
 Skipped only where /usr/bin/chromium is missing (CI installs it).
 """
 import contextlib
@@ -141,12 +142,23 @@ def wait_idle(page, timeout_ms: int = RERUN_MS) -> None:
         page.wait_for_timeout(POLL_S * 1000)
 
 
-def choose_file(page, path: Path) -> None:
-    """Through the real file chooser, as a person would: click the sidebar uploader's button. Streamlit
-    calls it "Upload" ("Browse files" in older releases), and "Add files" once a file is there: in a
-    single-file uploader the chosen file then replaces the old one, which the chip check below confirms."""
+def open_image_chooser(page) -> None:
+    """Open the page's Image chooser (an expander above the views) unless it is open."""
     from playwright.sync_api import expect
-    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]', has_text="Drop an image")
+    uploader = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]', has_text="Drop an image")
+    if not uploader.is_visible():
+        page.locator('[data-testid="stExpander"] summary', has_text="upload yours").click()
+    expect(uploader).to_be_visible(timeout=RERUN_MS)
+
+
+def choose_file(page, path: Path) -> None:
+    """Through the real file chooser, as a person would: open the Image chooser, click its uploader's
+    button. Streamlit calls it "Upload" ("Browse files" in older releases), and "Add files" once a file
+    is there: in a single-file uploader the chosen file then replaces the old one, which the chip check
+    below confirms."""
+    from playwright.sync_api import expect
+    open_image_chooser(page)
+    uploader = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]', has_text="Drop an image")
     button = uploader.get_by_role("button", name=re.compile(r"^(Browse files|Upload|Add files)$"))
     expect(button).to_have_count(1, timeout=RERUN_MS)
     with page.expect_file_chooser(timeout=RERUN_MS) as chooser:
@@ -167,14 +179,14 @@ def assert_inspected(page, name: str) -> None:
     """What a person sees after analysing `name`: the model input, predictions, heatmap, channel chart."""
     from playwright.sync_api import expect
     main = page.locator('[data-testid="stMain"]')
-    caption = main.locator('[data-testid="stImageCaption"]', has_text=f"{name}, as the model sees it")
-    expect(caption).to_be_visible(timeout=RERUN_MS)
+    header = main.get_by_text(f"{name}, as the model sees it")
+    expect(header).to_be_visible(timeout=RERUN_MS)
     wait_idle(page)
-    expect(caption).to_have_count(1)
-    expect(main.get_by_role("heading", name="Predictions")).to_be_visible()
+    expect(header).to_have_count(1)
+    main.get_by_text("Top 5 predictions and the model card").click()
     table = main.locator('[data-testid="stDataFrame"]')
     expect(table).to_have_count(1)
-    expect(table.locator("canvas, table").first).to_be_attached()
+    expect(table.locator("canvas, table").first).to_be_visible()
     images = main.locator('[data-testid="stImage"] img')
     expect(images.nth(1)).to_be_visible(timeout=RERUN_MS)          # model input + heatmap overlay
     sizes = page.evaluate("""() => Array.from(document.querySelectorAll(
@@ -209,16 +221,11 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     # The default page: the bundled model on a sample image.
     page.goto(app_url, timeout=FIRST_RENDER_MS)
     main = page.locator('[data-testid="stMain"]')
-    expect(main.get_by_role("heading", name="Predictions")).to_be_visible(timeout=FIRST_RENDER_MS)
-    expect(main.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=FIRST_RENDER_MS)
+    expect(main.get_by_text("shapes-circle.png, as the model sees it")).to_be_visible(timeout=FIRST_RENDER_MS)
     wait_idle(page, FIRST_RENDER_MS)
     assert_no_errors(page)
     expect(main.get_by_role("heading", name="On the object? Against baselines")).to_be_visible()   # a masked sample
-    expect(main.locator('[data-testid="stDataFrame"]')).to_have_count(2)                         # + the table
-
-    # The image uploader is on the page at once: no click before dropping a file.
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    expect(sidebar.locator('[data-testid="stFileUploader"]', has_text="Drop an image")).to_be_visible()
+    expect(main.locator('[data-testid="stDataFrame"]')).to_have_count(2)          # predictions + the baselines
 
     choose_file(page, good)
     assert_inspected(page, "upload_test.png")
@@ -244,7 +251,7 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     assert os.path.getsize(shot) > 10_000
 
     # Grad-CAM beside the gate: a toggle, then a second map and the rank agreement.
-    main.get_by_text("Beside it: Grad-CAM, what raises a class's score").click()
+    main.get_by_text("Grad-CAM: what raises a class's score at this block").click()
     expect(main.get_by_text("Rank agreement with the block's map")).to_be_visible(timeout=RERUN_MS)
     wait_idle(page)
     expect(main.locator('[data-testid="stImageCaption"]', has_text="stretched to this map's range")).to_have_count(1)
@@ -255,12 +262,24 @@ def test_upload_and_inspect(app_url, page, tmp_path):
 
     # The sanity check: the same block on a randomised copy of the model, two agreements.
     main.get_by_text("Sanity check: re-initialise the weights from this block on").click()
-    expect(main.get_by_text("Rank agreement of the block's map, trained vs randomised")).to_be_visible(timeout=RERUN_MS)
-    expect(main.get_by_text("Rank agreement of Grad-CAM of the top class, trained vs randomised")).to_be_visible()
+    expect(main.get_by_text(re.compile(r"rank correlation with the trained model's over 16 cells, 3 seeds"))
+           ).to_have_count(2, timeout=RERUN_MS)                       # the block's map and its Grad-CAM
     wait_idle(page)
     assert_no_errors(page)
     full_page_screenshot(page, tmp_path / "sanity.png")
     shutil.copyfile(tmp_path / "sanity.png", SCREENSHOT_COPY.with_name("sanity.png"))
+
+    # Does the model use what the map marks? Deletion and insertion beside the random band.
+    main.get_by_text(re.compile(r"^Measure it: remove what each map ranks highest")).click()
+    expect(main.get_by_text("What this does and does not show")).to_be_visible(timeout=RERUN_MS)
+    wait_idle(page)
+    assert_no_errors(page)
+    charts = main.locator('[data-testid="stVegaLiteChart"]')
+    expect(charts).to_have_count(3)                                   # channel weights, deletion, insertion
+    expect(charts.nth(2).locator("canvas, svg").first).to_be_visible()
+    expect(main.get_by_text(re.compile(r"deletion AUC \d\.\d{3}, lower is better"))).to_have_count(1)
+    full_page_screenshot(page, tmp_path / "faithfulness.png")
+    shutil.copyfile(tmp_path / "faithfulness.png", SCREENSHOT_COPY.with_name("faithfulness.png"))
 
     # Intervene: switch the block's attention off; the maps before and after, and what it means.
     main.get_by_text("Intervene", exact=True).click()
@@ -272,7 +291,8 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     expect(shared).to_have_count(2)
     sizes = page.evaluate("""() => Array.from(document.querySelectorAll(
         '[data-testid="stMain"] [data-testid="stImage"] img')).map(i => [i.complete, i.naturalWidth, i.width])""")
-    assert len(sizes) == 1 + 3 + 4 and all(done and natural > 0 and shown >= 150 for done, natural, shown in sizes), sizes
+    assert len(sizes) == 1 + 3 + 4 and all(done and natural > 0 for done, natural, _ in sizes), sizes
+    assert sizes[0][2] >= 60 and all(shown >= 150 for _, _, shown in sizes[1:]), sizes   # the header's thumbnail, maps
     assert_no_errors(page)
     full_page_screenshot(page, tmp_path / "intervene.png")
     shutil.copyfile(tmp_path / "intervene.png", SCREENSHOT_COPY.with_name("intervene.png"))
@@ -294,3 +314,31 @@ def test_upload_and_inspect(app_url, page, tmp_path):
     assert Path(csv.value.path()).read_text().startswith("block,kind,channel,weight")
     assert json.loads(Path(as_json.value.path()).read_text())["image"] == "upload_test.png"
     assert_no_errors(page)
+
+
+@pytest.mark.parametrize("width, height, phone", [(1280, 720, False), (390, 844, True)])
+def test_the_first_map_is_above_the_fold(app_url, browser, width, height, phone):
+    """A projector's 1280 x 720 and a phone's 390 x 844: without scrolling, the first map's top edge
+    is on screen, and so is the way to upload (on a phone the sidebar is folded away)."""
+    from playwright.sync_api import expect
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    try:
+        page.goto(app_url, timeout=FIRST_RENDER_MS)
+        main = page.locator('[data-testid="stMain"]')
+        expect(main.locator('[data-testid="stImage"] img').nth(1)).to_be_visible(timeout=FIRST_RENDER_MS)
+        wait_idle(page, FIRST_RENDER_MS)
+        assert_no_errors(page)
+        tops = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '[data-testid="stMain"] [data-testid="stImage"] img')).map(i => i.getBoundingClientRect().top)""")
+        assert 0 < tops[1] < height, tops                    # [0] is the header's thumbnail, [1] the first map
+        chooser = main.locator('[data-testid="stExpander"] summary', has_text="upload yours")
+        assert 0 <= chooser.bounding_box()["y"] < height / 2
+        if phone:
+            expect(page.locator('[data-testid="stSidebarContent"]')).not_to_be_in_viewport()
+        shot = SCREENSHOT_COPY.with_name(f"first_screen_{width}x{height}.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+    finally:
+        context.close()

@@ -17,16 +17,18 @@ from .widgets import Display, arrow, pick_block, show_overlay
 
 TITLE = "Block"
 NEEDS_ATTENTION = True
+MAP_COLUMN, NUMBER_COLUMN = 150, 62        # pixels: the baselines table's four columns fit a 390 px phone
 
 
 def render(subject: Subject, display: Display) -> None:
     inspection = subject.inspection
-    view = inspection.view(pick_block(inspection), display.top_k)
-    c1, c2 = st.columns([1, 1])
-    with c1:
+    left, right = st.columns([2, 3])                 # the map at the top of the page, the pickers beside it
+    with right:
+        view = inspection.view(pick_block(inspection), display.top_k)
+    with left:
         st.markdown(f"**{capitalised(view.map.label)}** of `{view.name}` ({view.map.size})")
         show_overlay(inspection, view.map, display)
-    with c2:
+    with right:
         st.markdown(f"**Channel weights** of `{view.name}` ({view.attention.display}, {view.channels} channels)")
         st.vega_lite_chart(subject.channel_chart(view.name, display.sort, display.top_k), width="stretch")
         st.caption(view.top.caption(marked=" (orange)"))
@@ -89,6 +91,7 @@ def localisation(subject: Subject, block: str, top_k: int) -> None:
             for row in subject.localisation(block, top_k)]
     st.subheader("On the object? Against baselines")
     st.dataframe(arrow(rows), hide_index=True, width="stretch",           # plain text cells: no markdown
-                 column_config={m: st.column_config.NumberColumn(m, format="%.2f", help=GLOSSARY[m])
-                                for m in MEASURES})
+                 column_config={"map": st.column_config.TextColumn("map", width=MAP_COLUMN),  # all fit on a phone
+                                **{m: st.column_config.NumberColumn(m, format="%.2f", help=GLOSSARY[m],
+                                                                    width=NUMBER_COLUMN) for m in MEASURES}})
     st.caption(EXPLAINED)

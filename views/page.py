@@ -52,7 +52,7 @@ def show_page() -> None:
     if subject is None:
         return
     titles = [v.TITLE for v in VIEWS]
-    page = st.segmented_control("View", titles, default=titles[0], key="view") or titles[0]
+    page = st.segmented_control("View", titles, default=titles[0], key="view", label_visibility="collapsed") or titles[0]
     header.render(subject)
     view = VIEWS[titles.index(page)]
     if view.NEEDS_ATTENTION and not subject.inspection.has_attention:

@@ -4,9 +4,10 @@ per map, the random maps' band shaded behind them. Plain dicts in, a plain dict 
 BAND_COLOUR = "#bbbbbb"
 
 
-def curves_chart(lines: list[dict], band: list[dict], curve: str, height: int = 200) -> dict:
+def curves_chart(lines: list[dict], band: list[dict], curve: str, height: int = 360) -> dict:
     """The `curve` ("deletion" or "insertion") rows of `lines` (map, curve, fraction, probability)
-    over the `band` rows (curve, fraction, low, high)."""
+    over the `band` rows (curve, fraction, low, high). `height`: the whole chart's, its legend (one
+    map a line, under the plot) included, as the app fits it."""
     x = {"field": "fraction", "type": "quantitative", "scale": {"domain": [0, 1]},
          "title": "share of pixels removed" if curve == "deletion" else "share of pixels restored",
          "axis": {"format": "%"}}
