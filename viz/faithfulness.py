@@ -101,7 +101,7 @@ def faithfulness_depth_figure(blocks: list[str], deletion: dict[str, list], inse
     the random maps' (mean, band low, band high) per block, shaded; and `better` (label -> per
     block, the share of images where that map's deletion AUC fell below its image's random band)."""
     panels = 3 if better else 2
-    fig = new_figure(max(6.0, 0.5 * len(blocks) * panels + 2.5), 3.4)
+    fig = new_figure(min(16.0, max(6.0, 0.3 * len(blocks) * panels + 3.0)), 3.4)
     axes = fig.subplots(1, panels)
     x = np.arange(len(blocks))
 
