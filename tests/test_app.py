@@ -120,7 +120,7 @@ def test_default_page_needs_no_action():
     assert model_note(pretrained.DEFAULT_MODEL) in values(at.caption)         # what the model card measured
     assert block_note(pretrained.DEFAULT_MODEL, "layer4.1") in values(at.caption)
     assert any("What this block computes" == h.value for h in at.subheader)
-    assert "**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in at.markdown[-1].value
+    assert any("**layer4.1** -- CBAM on a feature map of 128 channels x 4 x 4" in m.value for m in at.markdown)
     [table] = [d.value for d in at.dataframe if "pointing game" in d.value.columns]   # the sample has a mask
     assert table["map"].tolist() == ["spatial attention (CBAM gate)", f"Grad-CAM of '{first['label']}' "
                                      "(attribution, not attention)", "centred Gaussian (baseline)", "uniform (baseline)"]
@@ -271,7 +271,7 @@ def test_overview_shows_how_alike_two_images_channel_weights_are():
     at.segmented_control(key="view").set_value("Overview").run()
     at.selectbox(key="agree_with").set_value(sample_of("star")["title"]).run()
     assert_clean(at)
-    [chart] = [c.proto for c in at.get("vega_lite_chart") if "correlation of channel weights" in c.proto.spec]
+    [chart] = [c.proto for c in at.get("vega_lite_chart") if "two images' channel weights" in c.proto.spec]
     shown = convert_arrow_bytes_to_pandas_df(chart.datasets[0].data.data)
     samples = {s["title"]: s["file"] for s in json.loads((ASSETS / "samples.json").read_text())}
     a, b = (capture_attention(*model_and_input(pretrained.DEFAULT_MODEL, (ASSETS / samples[t]).read_bytes())).layers
@@ -372,6 +372,8 @@ def assert_edit_explained(at: AppTest, name: str, data: bytes, edit: Interventio
 def test_intervene_shows_original_and_edited(mode):
     at = app()
     at.segmented_control(key="view").set_value("Intervene").run()
+    labelled(at.selectbox, "Stage").set_value(4).run()                 # it opens where the card measured most
+    labelled(at.selectbox, "Block").set_value("layer4.1").run()
     at.radio(key="edit_mode").set_value(mode).run()
     assert_clean(at)
     data = (ASSETS / json.loads((ASSETS / "samples.json").read_text())[0]["file"]).read_bytes()

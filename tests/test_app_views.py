@@ -114,3 +114,12 @@ def test_the_baselines_table_says_undefined_and_every_term_has_its_help():
     assert any("undefined (left blank) for the uniform map" in c for c in values(at.caption))
     config = json.loads(table.proto.columns)
     assert config["pointing game"]["help"] == GLOSSARY["pointing game"]
+
+
+def test_every_term_is_explained_once_in_the_glossary():
+    at = app()
+    [glossary] = [e for e in at.expander if e.label.startswith("Glossary")]
+    text = plain(glossary.markdown[0].value)
+    for term, meaning in GLOSSARY.items():
+        assert f"**{term}**: {meaning}" in text
+    assert GLOSSARY["stretched"] in at.toggle(key="stretch").help

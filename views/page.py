@@ -6,6 +6,7 @@ import logging
 import streamlit as st
 
 import pretrained
+from lens.glossary import GLOSSARY
 from pretrained.image import decoding_for
 from viz.markup import md
 
@@ -60,6 +61,8 @@ def show_page() -> None:
                 "to see it beside the SE, ECA and CBAM models.")
         return
     view.render(subject, display)
+    with st.expander("Glossary: what the page's terms mean"):
+        st.markdown("\n".join(f"- **{term}**: {text}" for term, text in GLOSSARY.items()))
 
 
 def inspected(picture: Picture, model: pretrained.LoadedModel, model_key: str) -> Subject | None:

@@ -7,6 +7,7 @@ import streamlit as st
 import pretrained
 from lens import MAX_TOP_K
 from lens.cost import too_costly
+from lens.glossary import GLOSSARY
 from pretrained.preprocess import MIN_CROP
 from viz.markup import md
 
@@ -31,7 +32,7 @@ def choose_display() -> Display:
                              "like equal steps in colour. jet and turbo are not.")
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="alpha")
     stretch = st.toggle("Stretch each map to its own range", value=False, key="stretch",
-                        help="Off: gates on a fixed 0-1 scale (they are absolute). On: per-map contrast.")
+                        help="Off: gates on a fixed 0-1 scale (they are absolute). On: " + GLOSSARY["stretched"])
     cells = st.toggle("Show feature-map cells", value=False, key="cells",
                       help="Off: bilinear upsampling onto the image. On: one flat colour per cell of the map.")
     sort = st.toggle("Sort channels by weight", value=False, key="sort")

@@ -136,7 +136,7 @@ def channel_weights_chart(weights, *, sort: bool = False, top_k: int = 5, fixed_
     mean = {"data": {"name": "mean"}, "mark": {"type": "rule", "color": "#d62728", "strokeDash": [4, 3]},
             "encoding": {"y": {"field": "mean", "type": quantity},
                          "tooltip": [{"field": "mean", "type": quantity, "format": ".4f"}]}}
-    return {"height": 320, "title": f"{len(w)} channel weights (mean {w.mean():.3f})",
+    return {"height": 320, "title": f"{len(w)} channels, mean {w.mean():.3f}",     # fits a third of 1280 px
             "datasets": {"bars": rows, "labels": [r for r in rows if r[x_field] in labelled],
                          "mean": [{"mean": float(w.mean())}]},
             "layer": [bars, labels, mean]}
@@ -165,6 +165,6 @@ def channel_agreement_chart(names: list[str], values: list[float]):
     data = pd.DataFrame({"block": names, "correlation": [None if np.isnan(v) else v for v in values]})
     return alt.Chart(data).mark_line(point=True).encode(
         x=alt.X("block:N", sort=names, title=None),
-        y=alt.Y("correlation:Q", scale=alt.Scale(domain=[-1, 1]), title="correlation of channel weights"),
+        y=alt.Y("correlation:Q", scale=alt.Scale(domain=[-1, 1]), title="correlation"),
         tooltip=["block:N", alt.Tooltip("correlation:Q", format=".3f")],
-    ).properties(height=300)
+    ).properties(height=300, title="Correlation of the two images' channel weights, block by block")
