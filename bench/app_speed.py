@@ -10,6 +10,8 @@ Targets (issue #5): upload -> page <= 4x; control change -> page <= 1.5x. With G
 gate (issue #11): switching it on for a new image <= 3x; a control change with it shown <= 1.5x.
 Also timed, without a target: opening Intervene (attention of the chosen block switched off) for
 the image, with its maps: an edited forward pass and the edited Grad-CAM (the original's is cached).
+Then, on the last image, the deletion/insertion panel (issue #20): its first computation, once, and
+a control change with it shown, interleaved with forward passes (target <= 1.5x: it is kept).
 """
 import argparse
 import io
@@ -89,6 +91,12 @@ def main() -> None:
         times["intervene"].append(timed(lambda: view("Intervene")))   # gate_off, the default edit
         view("Block")
         assert not at.exception and not at.error
+    first_faithfulness = timed(lambda: at.toggle(key="faithfulness").set_value(True).run())
+    times["faithfulness_control"], times["forward_again"] = [], []
+    for i in range(args.runs):
+        times["forward_again"].append(timed(forward))
+        times["faithfulness_control"].append(timed(lambda: control(i)))
+        assert not at.exception and not at.error
     t = {k: statistics.median(v) for k, v in times.items()}
     print(f"CBAM-ResNet-50, 224 px, {torch.get_num_threads()} threads, medians of {args.runs} interleaved rounds: "
           f"forward {t['forward'] * 1e3:.0f} ms")
@@ -97,6 +105,10 @@ def main() -> None:
     print(f"  Grad-CAM switched on, first for the image -> page = {t['first_cam'] / t['forward']:.2f}x (target <= 3)")
     print(f"  control change with Grad-CAM shown -> page = {t['cam_control'] / t['forward']:.2f}x (target <= 1.5)")
     print(f"  Intervene with its maps, first for the image -> page = {t['intervene'] / t['forward']:.2f}x")
+    print(f"  deletion/insertion panel, first for the image -> page = {first_faithfulness / t['forward_again']:.0f}x "
+          "(once)")
+    print(f"  control change with the panel shown -> page = {t['faithfulness_control'] / t['forward_again']:.2f}x "
+          "a forward pass (target <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ import torch
 
 from .agreement import rank_agreement
 
+READING = ("Near the null band or below it: the map depends on the learned weights. Above it: the map hardly "
+           "changed when the weights from this block on were replaced by random ones, so it does not show what the "
+           "model learned there (it may reflect the image, or the architecture). Passing says a map is not "
+           "independent of the model; it does not say the map explains the model.")
 SEEDS = (0, 1, 2)
 NULL_PAIRS = 1000            # random map pairs behind the null band
 BAND = (0.05, 0.95)

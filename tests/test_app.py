@@ -960,8 +960,8 @@ def test_compare_says_when_maps_differ_in_kind_and_shows_charts_and_parameter_co
         model = pretrained.load(name).model
         counts[name] = sum(p.numel() for p in model.layer4[1].attn.parameters())
     captions = [c for c in values(at.caption) if c.endswith("channel weights") and " parameters, " in c]
-    assert captions == [f"{n.split('-')[0].upper()} block `layer4.1`: {counts[n]:,} parameters, 128 channel weights"
-                        for n in chosen]
+    assert captions == [f"{n} · {n.split('-')[0].upper()} block `layer4.1`: {counts[n]:,} parameters, "
+                        "128 channel weights" for n in chosen]
     assert len(at.get("vega_lite_chart")) == 3
     labelled(at.multiselect, "Models to compare (2 or 3)").set_value(["se-resnet18-shapes", "eca-resnet18-shapes"]).run()
     assert not at.info                                                  # two activity maps: the same kind
@@ -982,4 +982,5 @@ def test_overview_and_compare_can_draw_grad_cam_instead_of_the_blocks_maps():
     assert_clean(at)
     assert at.radio(key="map_kind").value == "gradcam"
     assert not at.info                                                        # every map is Grad-CAM: one kind
-    assert all("Grad-CAM of '" in c for c in image_captions(at) if c.startswith("layer4.1: "))
+    compared = [c for c in image_captions(at) if " · layer4.1: " in c]
+    assert len(compared) == 3 and all("Grad-CAM of '" in c for c in compared)

@@ -36,7 +36,7 @@ def test_a_fourth_attention_kind_passes_through_every_view(fake_kind, monkeypatc
         assert_clean(at)
         assert not at.error, (view, values(at.error))
     at.segmented_control(key="view").set_value("Compare").run()
-    assert any(c.startswith(f"{fake_kind.kind.display} block `layer4.1`") for c in values(at.caption))
+    assert any(f" · {fake_kind.kind.display} block `layer4.1`" in c for c in values(at.caption))
     at.segmented_control(key="view").set_value("Intervene").run()
     edits = at.radio(key="edit_mode").options
     assert ("only its spatial gate off" in edits) == fake_kind.kind.has_spatial_gate

@@ -8,6 +8,7 @@ import streamlit as st
 from lens.card_notes import block_note
 from lens.glossary import GLOSSARY
 from lens.localisation import EXPLAINED, MEASURES
+from lens.sanity import READING
 from viz.markup import md
 
 from .faithfulness_panel import block_section
@@ -79,10 +80,7 @@ def sanity(subject: Subject, block: str) -> None:
         result = subject.sanity(block)
     st.markdown(md(result.sentence("map")))
     st.markdown(md(result.sentence("grad_cam")))
-    st.caption("Near the null band or below it: the map depends on the learned weights. Above it: the map "
-               "hardly changed when the weights from this block on were replaced by random ones, so it does not "
-               "show what the model learned there (it may reflect the image, or the architecture). Passing says "
-               "a map is not independent of the model; it does not say the map explains the model.")
+    st.caption(READING)
 
 
 def localisation(subject: Subject, block: str, top_k: int) -> None:

@@ -69,14 +69,15 @@ def render(subject: Subject, display: Display) -> None:
         view = result.view(result.stages[min(stage, len(result.stages)) - 1][-1], display.top_k)
         views[name] = replace(view, map=subjects[name].grad_cams()[view.name]) if cams else view
         with column:
-            show_overlay(result, views[name].map, display, caption=f"{view.name}: {views[name].map.label}")
+            show_overlay(result, views[name].map, display,       # named: a phone stacks the columns
+                         caption=f"{md(name)} · {view.name}: {views[name].map.label}")
     for column, name in zip(st.columns(max(1, len(chosen))), chosen):
         if name in views:
             with column:
                 view = views[name]
                 st.vega_lite_chart(subjects[name].channel_chart(view.name, display.sort, display.top_k),
                                    width="stretch")
-                st.caption(f"{view.attention.display} block `{view.name}`: "
+                st.caption(f"{md(name)} · {view.attention.display} block `{view.name}`: "
                            f"{subjects[name].inspection.parameters(view.name):,} parameters, {view.channels} channel weights")
     if len({v.map.absolute for v in views.values()}) > 1:
         kinds.info(MIXED_KINDS)
