@@ -2,6 +2,7 @@
 
     python -m lens card                  # writes pretrained/MODEL_CARD.md and weights/card.json
     python -m lens card --weights DIR    # candidates from training.train: DIR/MODEL_CARD.md
+    python -m lens card --faithfulness 30 --faithfulness-only   # only deletion/insertion, into the card there
 
 Every number in the card is measured here (`lens.card_evaluation`) from the committed weights,
 on images of a seed that training never saw, or read from the training logs committed beside the
@@ -10,6 +11,7 @@ weights (`<name>.train.json`). The tests re-run `evaluate` and check the card's 
 import argparse
 import json
 import math
+import time
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +25,9 @@ from training.shapes import SHIFTS
 from training.train import LOGIT_MARGIN, RECIPES, Recipe
 
 from .card_evaluation import (CARD_BASELINES, PINNED, PINNED_WITHIN, SIZE_BANDS, HeldOutSet, accuracy,
-                              accuracy_by_size, correct, gate_off_costs, localisation, pinned_shares)
+                              accuracy_by_size, correct, faithfulness, gate_off_costs, localisation, pinned_shares)
 from .localisation import MEASURES
+from .study_faithfulness import EXPLAINED, RANDOM, Faithfulness
 from .study_stats import SATURATED_AT
 
 TEST_SEED = 2026            # never used in training (0) or validation (1)
@@ -54,9 +57,12 @@ def test_sets(seed: int, images: int, size: int, version: int) -> dict[str, Held
             **{s: HeldOutSet.render(seed, images, size, version, s) for s in shifts}}
 
 
-def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weights: Path = WEIGHTS_DIR) -> dict:
+def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weights: Path = WEIGHTS_DIR,
+             faithful: Faithfulness | None = None) -> dict:
     """Everything the card says about model `name` (`weights/<name>.safetensors`), measured now. The
-    localisation baselines come from the plain model in the same folder (none without one)."""
+    localisation baselines come from the plain model in the same folder (none without one). With
+    `faithful`, deletion and insertion too, on the first `faithful.images` in-distribution images (the
+    slowest part by far: about half a minute per image on two CPU cores)."""
     path = weights / f"{name}.safetensors"
     loaded = load_trained(path)                 # on the CPU: the card's numbers are the CPU's, wherever it runs
     attention = loaded.model.attention
@@ -81,7 +87,41 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
         places = localisation(loaded.model, load_trained(plain).model if plain.exists() else None, test)
         result["blocks"] = {b: {"pinned": pinned[b], "gate_off_cost": costs[b], "localisation": places[b]}
                             for b in pinned}
+        if faithful is not None:
+            record_faithfulness(result, loaded.model, test, faithful, name)
     return result
+
+
+def record_faithfulness(entry: dict, model, test: HeldOutSet, plan: Faithfulness, name: str = "") -> None:
+    """Into a card entry of an attention model: the settings (with the images scored and the seconds it
+    took) under "faithfulness", and each block's means (`card_evaluation.faithfulness`) under its
+    "faithfulness"; the entry's other fields are left as they are."""
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        print(f"{name}: deletion and insertion on {done} of {total} images, {time.perf_counter() - start:.0f} s",
+              flush=True)
+
+    measured = faithfulness(model, test, plan, progress)
+    entry["faithfulness"] = {**plan.settings(), "scored": min(plan.images, len(test.labels)),
+                             "seconds": round(time.perf_counter() - start, 1)}
+    for block, means in measured.items():
+        entry["blocks"][block]["faithfulness"] = means
+
+
+def add_faithfulness(card: dict, plan: Faithfulness, weights: Path = WEIGHTS_DIR, seed: int = TEST_SEED) -> dict:
+    """`card` (card.json's contents) with deletion and insertion measured now for every attention model
+    on the first `plan.images` of the images its accuracy was measured on (at most its "test_images"),
+    written in as `evaluate` writes them; every other field stays as it was (the input is not changed)."""
+    card = json.loads(json.dumps(card))
+    for name, entry in card.items():
+        if entry["attention"] is None:
+            continue
+        loaded = load_trained(weights / f"{name}.safetensors")
+        test = HeldOutSet.render(seed, min(plan.images, entry["test_images"]), loaded.preprocess.input_size,
+                                 entry["dataset_version"])          # the first images of `test_sets`' set
+        record_faithfulness(entry, loaded.model, test, plan, name)
+    return card
 
 
 def targets(card: dict) -> list[dict]:
@@ -131,14 +171,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="a folder of candidate weights from training.train: its "
                         "card goes beside them (default: the bundled models and pretrained/MODEL_CARD.md)")
     parser.add_argument("--images", type=int, default=TEST_IMAGES, help="test images per set (default: %(default)s)")
+    parser.add_argument("--faithfulness", type=int, default=TEST_IMAGES, metavar="N",
+                        help="deletion and insertion of every block's map on the first N in-distribution test "
+                        "images, about 30 s per image and model on two CPU cores (default: %(default)s; 0: not "
+                        "measured)")
+    parser.add_argument("--faithfulness-only", action="store_true", help="measure only deletion and insertion, "
+                        "into the card.json already there: every other number in it stays as it is")
     args = parser.parse_args(argv)
     weights = args.weights or WEIGHTS_DIR
     if not models_in(weights):
         parser.error(f"no shapes models (*-resnet18-shapes.safetensors) in {weights}")
-    card = {}
-    for name in models_in(weights):
-        card[name] = evaluate(name, args.images, weights=weights)
-        print(name, card[name]["accuracy"], flush=True)
+    if args.faithfulness < 0 or (args.faithfulness_only and args.faithfulness == 0):
+        parser.error(f"--faithfulness must be a whole number >= {1 if args.faithfulness_only else 0}")
+    plan = Faithfulness(args.faithfulness) if args.faithfulness else None
+    if args.faithfulness_only:
+        if not (weights / CARD_JSON.name).exists():
+            parser.error(f"no card to add to: {weights / CARD_JSON.name} (run python -m lens card first)")
+        card = add_faithfulness(json.loads((weights / CARD_JSON.name).read_text()), plan, weights)
+    else:
+        card = {}
+        for name in models_in(weights):
+            card[name] = evaluate(name, args.images, weights=weights, faithful=plan)
+            print(name, card[name]["accuracy"], flush=True)
     (weights / CARD_JSON.name).write_text(json.dumps(card, indent=1) + "\n")
     (weights / CARD_MD.name if args.weights else CARD_MD).write_text(render_card(card))
     return 0
@@ -185,6 +239,82 @@ def _block_rows(blocks: dict) -> str:
             + " | " + " / ".join(_defined(v["localisation"][m]) for m in maps) + " |"
             for b, v in blocks.items()]
     return "\n".join([head, *rows])
+
+
+def _faithfulness_rows(blocks: dict) -> str:
+    """Per block: each map's mean deletion / insertion AUC, the random maps' band, and where the block
+    map's deletion AUC fell against its image's band."""
+    head = ("| block | block map: deletion / insertion | Grad-CAM | centred Gaussian | random maps: deletion (band) | "
+            "random maps: insertion (band) | block map's deletion below / inside / above the band | Grad-CAM's "
+            "below the band |\n|---|---|---|---|---|---|---|---|")
+    rows = []
+    for b, v in blocks.items():
+        f = v["faithfulness"]
+        deletion, insertion = f["deletion_auc"], f["insertion_auc"]
+        below, inside = f["better_than_chance"]["block map"]["deletion"], f["inside_band"]["block map"]["deletion"]
+        cells = [f"{deletion[m]:.3f} / {insertion[m]:.3f}" for m in ("block map", "Grad-CAM", "centred Gaussian")]
+        cells += [f"{a[RANDOM[0]]:.3f} ({a[RANDOM[1]]:.3f}-{a[RANDOM[2]]:.3f})" for a in (deletion, insertion)]
+        cells += [f"{below:.0%} / {inside:.0%} / {max(0.0, 1 - below - inside):.0%}",
+                  f"{f['better_than_chance']['Grad-CAM']['deletion']:.0%}"]
+        rows.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join([head, *rows])
+
+
+def faithfulness_reading(c: dict) -> str:
+    """What one model's deletion and insertion measured, in plain words, from its card entry."""
+    blocks = {b: v["faithfulness"] for b, v in c["blocks"].items()}
+    n = len(blocks)
+    deletion = {b: f["deletion_auc"] for b, f in blocks.items()}
+    under_mean = [b for b, d in deletion.items() if d["block map"] < d[RANDOM[0]]]
+    under_band = [b for b, d in deletion.items() if d["block map"] < d[RANDOM[1]]]
+    over_mean = [b for b, f in blocks.items() if f["insertion_auc"]["block map"] > f["insertion_auc"][RANDOM[0]]]
+    cam_lower = [b for b, d in deletion.items() if d["Grad-CAM"] < d["block map"]]
+    better = {b: f["better_than_chance"]["block map"]["deletion"] for b, f in blocks.items()}
+    inside = {b: f["inside_band"]["block map"]["deletion"] for b, f in blocks.items()}
+    best = max(better, key=better.get)
+
+    def where(names: list[str]) -> str:
+        return f"{len(names)} of {n} blocks" + (f" ({', '.join(names)})" if names and len(names) < n else "")
+
+    return (f"The block map's mean deletion AUC is below the random maps' mean at {where(under_mean)}, and below "
+            f"the band's averaged low end at {where(under_band)}; its mean insertion AUC is above the random maps' "
+            f"mean at {where(over_mean)}. Image by image, the map's deletion AUC was below its image's random band "
+            f"(better than chance) on {min(better.values()):.0%} to {max(better.values()):.0%} of the images per "
+            f"block (most: {best}, {better[best]:.0%}), and inside it (no better than chance) on "
+            f"{min(inside.values()):.0%} to {max(inside.values()):.0%}. Grad-CAM's mean deletion AUC is lower than "
+            f"the block map's at {where(cam_lower)}.")
+
+
+def _faithfulness_section(card: dict) -> str:
+    measured = {n: c for n, c in card.items() if "faithfulness" in c}
+    if not measured:
+        return "Not measured for these models (`python -m lens card --faithfulness N`)."
+    settings = next(iter(measured.values()))["faithfulness"]
+    scored = sorted({c["faithfulness"]["scored"] for c in measured.values()})
+    count = f"{scored[0]}" if len(scored) == 1 else " or ".join(map(str, scored))
+    per_image = sum(c["faithfulness"]["seconds"] for c in measured.values()) / sum(
+        c["faithfulness"]["scored"] for c in measured.values())
+    head = FAITHFULNESS_TEMPLATE.format(
+        count=count, n=next(iter(measured.values()))["test_images"], explained=EXPLAINED, steps=settings["steps"],
+        fill=settings["fill"], randoms=settings["randoms"], seed=settings["seed"], activity=ACTIVITY_CHANNELS,
+        low=f"{settings['band'][0]:.0%}", high=f"{settings['band'][1]:.0%}", per_image=per_image)
+    models = [f"### `{name}`: {c['faithfulness']['scored']} images\n\n{faithfulness_reading(c)}\n\n"
+              f"{_faithfulness_rows(c['blocks'])}" for name, c in measured.items()]
+    return "\n\n".join([head, *models])
+
+
+FAITHFULNESS_TEMPLATE = """Deletion and insertion (`lens.faithfulness`, each image scored as `python -m lens study \
+--faithfulness` scores it) on the first {count} of the {n} in-distribution test images. Each image costs \
+about 2,000 forward passes per model ({per_image:.0f} s per image and model in this run, on two CPU cores), \
+so `python -m lens card --faithfulness N` sets how many. {explained}
+
+Here: each image's top prediction as the class, the {fill} fill, {steps} steps; the block map is the one \
+localised above (CBAM: its spatial gate; SE/ECA: where its {activity} most-excited channels fire); Grad-CAM \
+is the model's own, at the block; {randoms} uniform random maps of the block's resolution (seed {seed}) make \
+each image's band, their {low} and {high} quantiles. Each cell is a mean over the images; the random band in \
+brackets is the images' band ends averaged (not a spread of the images' mean random AUC). The last columns \
+share out the images: the block map's deletion AUC below its image's band (better than chance), inside it \
+(no better than chance) or above it (worse than chance)."""
 
 
 def _training_rows(card: dict) -> str:
@@ -272,7 +402,8 @@ def render_card(card: dict) -> str:
     return CARD_TEMPLATE.format(
         recipe=_recipes(card), version=first["dataset_version"], seed=TEST_SEED,
         n=first["test_images"], accuracy=_accuracy_rows(card), sizes=_size_rows(card), targets=target_rows,
-        blocks=blocks, training=_training_rows(card), mask_share=first["mask_share"], pinned=PINNED,
+        blocks=blocks, faithfulness=_faithfulness_section(card), training=_training_rows(card),
+        mask_share=first["mask_share"], pinned=PINNED,
         saturated_at=SATURATED_AT, activity=ACTIVITY_CHANNELS)
 
 
@@ -332,6 +463,9 @@ map has any mass ("map defined", for each of the four maps). A baseline that cou
 (no plain model beside the weights) reads "-", and the spatial gate is not counted as beating it.
 
 {blocks}
+
+## Does the model use what the map marks?
+{faithfulness}
 
 ## Limits
 Trained on synthetic shapes only: on photographs the predictions are meaningless, although the

@@ -11,25 +11,33 @@ Each is scored with the three measures of `lens.localisation` beside three basel
 images and at the same block (CARD_BASELINES): the centred Gaussian (content-free, the first of
 `lens.localisation.BASELINES`), the plain model's channel-mean activation, and Grad-CAM (Selvaraju
 et al., ICCV 2017) of the plain model for the image's true class.
+
+Does the model use what the map marks (`faithfulness`): deletion and insertion of each block's map
+for the image's top class (Petsiuk et al., BMVC 2018), beside Grad-CAM of that class at the block,
+a centred Gaussian and random maps of the block's resolution, scored per image by
+`lens.study_faithfulness.faithfulness_batch` (the study's `--faithfulness`, whose maps are
+`lens.faithfulness.block_panel`'s) and averaged over the images here.
 """
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from blocks import ACTIVITY_CHANNELS, Intervention, capture_attention
+from blocks import ACTIVITY_CHANNELS, Intervention, attention_sites, capture_attention
 from blocks.hooks import on_model_device
 from blocks.attribution import block_outputs, grad_cams
 from pretrained.bundled import to_input
 from training.shapes import render
 
 from .localisation import CENTRED_GAUSSIAN, MEASURES, batch_scores, centred_gaussian
+from .study_faithfulness import CURVES, MAPS, RANDOM, Faithfulness, faithfulness_batch
 
 PINNED_WITHIN = 1e-6          # a channel weight this close to 0 or 1 is "pinned": float32 sigmoids tie there
 PINNED = f"within {PINNED_WITHIN:.0e} of 0 or 1".replace("e-0", "e-")      # the same, in words
 PLAIN_MEAN, PLAIN_GRAD_CAM = "plain channel mean", "plain Grad-CAM"
 CARD_BASELINES = (CENTRED_GAUSSIAN, PLAIN_MEAN, PLAIN_GRAD_CAM)
 BATCH = 100
+FAITHFULNESS_BATCH = 10       # images per faithfulness_batch call: ~2,000 forward passes each, so progress shows
 # object diameter / image side (shapes v2 draws 8% to 90%): name, from (inclusive), to (exclusive)
 SIZE_BANDS = (("under 15%", 0.0, 0.15), ("15-25%", 0.15, 0.25), ("25-50%", 0.25, 0.5), ("50% and over", 0.5, np.inf))
 
@@ -138,3 +146,44 @@ def _summary(parts: list[dict[str, np.ndarray]]) -> dict[str, float]:
     defined = ~np.isnan(values["mass ratio"])
     means = {m: v[defined & ~np.isnan(v)] for m, v in values.items()}
     return {**{m: (float(v.mean()) if v.size else None) for m, v in means.items()}, "defined": float(defined.mean())}
+
+
+def faithfulness(model: torch.nn.Module, test: HeldOutSet, plan: Faithfulness, progress=None) -> dict[str, dict]:
+    """Per block, over the first `plan.images` images of `test` (all of them if fewer), each scored for
+    its top prediction with `plan`'s fill, steps and random maps: {"images": n, "deletion_auc" and
+    "insertion_auc": {map: mean AUC} for the block map, Grad-CAM, the centred Gaussian and the random
+    maps (their mean, then the mean of each image's 5% and 95% band ends), "better_than_chance" and
+    "inside_band": {"block map" | "Grad-CAM": {curve: share of images}}}. Better than chance: deletion
+    AUC below the image's random band (insertion: above it); inside: within it, ends included, as
+    `lens.faithfulness.block_panel` says "no better than chance". `progress(done, total)` after each
+    FAITHFULNESS_BATCH images. Needs gradients (Grad-CAM): call it outside inference mode."""
+    count, classes = min(plan.images, len(test.labels)), int(test.labels.max()) + 1
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, count, FAITHFULNESS_BATCH):
+        stop = min(start + FAITHFULNESS_BATCH, count)
+        _, rows = faithfulness_batch(model, to_input(test.images[start:stop]), test.labels[start:stop].numpy(),
+                                     np.ones(stop - start, dtype=bool), classes, plan)
+        for column, values in rows.items():
+            parts.setdefault(column, []).append(values)
+        if progress is not None:
+            progress(stop, count)
+    rows = {column: np.concatenate(values) for column, values in parts.items()}             # column -> [n]
+    return {site.name: _faithfulness_means(rows, site.name, count) for site in attention_sites(model)}
+
+
+def _faithfulness_means(rows: dict[str, np.ndarray], block: str, count: int) -> dict:
+    def column(field: str) -> np.ndarray:
+        return rows[f"{block} {field}"]
+
+    means = {"images": count}
+    for curve in CURVES:
+        means[f"{curve}_auc"] = {m: float(column(f"{curve} AUC, {m}").mean()) for m in MAPS + RANDOM}
+    means["better_than_chance"] = {m: {c: float(column(f"{m} {c}").mean()) for c in CURVES} for m in MAPS[:2]}
+    inside = {}
+    for m in MAPS[:2]:
+        inside[m] = {}
+        for c in CURVES:
+            auc, low, high = (column(f"{c} AUC, {name}") for name in (m, *RANDOM[1:]))
+            inside[m][c] = float(((low <= auc) & (auc <= high)).mean())
+    means["inside_band"] = inside
+    return means

@@ -1,12 +1,14 @@
 """What the model card measured about a bundled model, in words for the app (`lens.card`):
 how the model does in distribution and under each shift, and for one block how its map sits on
 the object beside the card's baselines, what switching its attention off costs, and how many of
-its channel weights are pinned at 0 or 1. Measured over the card's test images, not this one image."""
+its channel weights are pinned at 0 or 1, and how deleting what its map marks lowers the top class's
+probability beside Grad-CAM and random maps. Measured over the card's test images, not this one image."""
 from blocks import ACTIVITY_CHANNELS, attention_kind
 from pretrained.bundled import card_entry
 from training.shapes import SHIFTS
 
 from .card_evaluation import CARD_BASELINES, PINNED, SIZE_BANDS
+from .study_faithfulness import RANDOM
 
 IN_WORDS = {"small": "objects below the median size", "grayscale": "grayscale", "low_contrast": "low contrast",
             "clutter": "clutter over the object", "centred Gaussian": "a centred Gaussian",
@@ -56,10 +58,22 @@ def block_note(name: str, block: str) -> str | None:
         if own < 0.5:
             where += ", and below chance: it marks the background more than the object"
     scores = ", ".join(f"{IN_WORDS[m]} {auc[m]:.{digits}f}" for m in baselines)
-    return (f"Over the model card's {card['test_images']} test images, {where} "
+    text = (f"Over the model card's {card['test_images']} test images, {where} "
             f"({scores}); switching the block's attention off changes accuracy by "
             f"{0.0 - measured['gate_off_cost']:+.1f} points; {measured['pinned']:.1%} of its channel weights are "
             f"pinned ({PINNED}).")
+    return text + (f" {_deletion_sentence(measured['faithfulness'])}" if "faithfulness" in measured else "")
+
+
+def _deletion_sentence(faithfulness: dict) -> str:
+    """The card's deletion AUC of the block's map beside Grad-CAM's and the random maps' band."""
+    deletion = faithfulness["deletion_auc"]
+    better = faithfulness["better_than_chance"]["block map"]["deletion"]
+    return (f"Deleting what the map marks first, on the first {faithfulness['images']} of those images, gave a "
+            f"mean deletion AUC of {deletion['block map']:.3f} (lower: the model uses it more), beside Grad-CAM's "
+            f"{deletion['Grad-CAM']:.3f} and random maps' {deletion[RANDOM[0]]:.3f} (band {deletion[RANDOM[1]]:.3f}-"
+            f"{deletion[RANDOM[2]]:.3f}); the map was below its image's random band, better than chance, on "
+            f"{better:.0%} of them.")
 
 
 def costliest_block(name: str) -> str | None:
