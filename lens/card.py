@@ -269,6 +269,7 @@ def faithfulness_reading(c: dict) -> str:
     under_band = [b for b, d in deletion.items() if d["block map"] < d[RANDOM[1]]]
     over_mean = [b for b, f in blocks.items() if f["insertion_auc"]["block map"] > f["insertion_auc"][RANDOM[0]]]
     cam_lower = [b for b, d in deletion.items() if d["Grad-CAM"] < d["block map"]]
+    blob_lower = [b for b, d in deletion.items() if d["centred Gaussian"] < d["block map"]]
     better = {b: f["better_than_chance"]["block map"]["deletion"] for b, f in blocks.items()}
     inside = {b: f["inside_band"]["block map"]["deletion"] for b, f in blocks.items()}
     best = max(better, key=better.get)
@@ -281,8 +282,8 @@ def faithfulness_reading(c: dict) -> str:
             f"mean at {where(over_mean)}. Image by image, the map's deletion AUC was below its image's random band "
             f"(better than chance) on {min(better.values()):.0%} to {max(better.values()):.0%} of the images per "
             f"block (most: {best}, {better[best]:.0%}), and inside it (no better than chance) on "
-            f"{min(inside.values()):.0%} to {max(inside.values()):.0%}. Grad-CAM's mean deletion AUC is lower than "
-            f"the block map's at {where(cam_lower)}.")
+            f"{min(inside.values()):.0%} to {max(inside.values()):.0%}. Lower than the block map's mean deletion "
+            f"AUC: Grad-CAM's at {where(cam_lower)}, the centred Gaussian's at {where(blob_lower)}.")
 
 
 def _faithfulness_section(card: dict) -> str:

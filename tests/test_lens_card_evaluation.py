@@ -314,8 +314,8 @@ def test_the_card_renders_each_blocks_deletion_and_insertion_and_reads_them_as_m
             "mean at 7 of 8 blocks (layer1.0, layer1.1, layer2.0, layer2.1, layer3.0, layer3.1, layer4.0). Image by "
             "image, the map's deletion AUC was below its image's random band (better than chance) on 10% to 55% of "
             "the images per block (most: layer4.1, 55%), and inside it (no better than chance) on 45% to 85%. "
-            "Grad-CAM's mean deletion AUC is lower than the block map's at 7 of 8 blocks (layer1.0, layer1.1, "
-            "layer2.0, layer2.1, layer3.0, layer3.1, layer4.0).") in section
+            "Lower than the block map's mean deletion AUC: Grad-CAM's at 7 of 8 blocks (layer1.0, layer1.1, "
+            "layer2.0, layer2.1, layer3.0, layer3.1, layer4.0), the centred Gaussian's at 0 of 8 blocks.") in section
     assert "plain-resnet18-shapes" not in section
     del cbam["faithfulness"]
     assert "Not measured for these models (`python -m lens card --faithfulness N`)." in render_card(card)

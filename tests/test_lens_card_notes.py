@@ -65,6 +65,19 @@ def test_a_block_note_names_the_baselines_its_map_does_not_beat(monkeypatch):
     assert "scores AUC 0.91 on the object, ahead of every baseline (" in card_notes.block_note("m", "layer3.1")
 
 
+def test_a_block_note_adds_the_cards_deletion_auc_beside_grad_cam_and_the_random_band(monkeypatch):
+    names = ("block map", "Grad-CAM", "centred Gaussian", "random", "random 5%", "random 95%")
+    faithfulness = {"images": 30, "deletion_auc": dict(zip(names, (0.2514, 0.2231, 0.3, 0.3102, 0.2478, 0.3967))),
+                    "better_than_chance": {"block map": {"deletion": 0.4333, "insertion": 0.3}}}
+    measured = {**CARD["blocks"]["layer3.1"], "faithfulness": faithfulness}
+    monkeypatch.setattr(card_notes, "card_entry", {"m": {**CARD, "blocks": {"layer3.1": measured}}}.get)
+    note = card_notes.block_note("m", "layer3.1")
+    assert note.endswith(
+        "pinned (within 1e-6 of 0 or 1). Deleting what the map marks first, on the first 30 of those images, gave a "
+        "mean deletion AUC of 0.251 (lower: the model uses it more), beside Grad-CAM's 0.223 and random maps' 0.310 "
+        "(band 0.248-0.397); the map was below its image's random band, better than chance, on 43% of them.")
+
+
 def test_the_bundled_models_notes_come_from_their_card():
     name = pretrained.DEFAULT_MODEL
     card = card_entry(name)
@@ -72,6 +85,9 @@ def test_the_bundled_models_notes_come_from_their_card():
                                                   f"{card['test_images']} fresh test images")
     block = list(card["blocks"])[-1]
     assert f"{card['blocks'][block]['pinned']:.1%} of its channel weights" in card_notes.block_note(name, block)
+    deletion = card["blocks"][block]["faithfulness"]["deletion_auc"]
+    assert (f"mean deletion AUC of {deletion['block map']:.3f} (lower: the model uses it more), beside Grad-CAM's "
+            f"{deletion['Grad-CAM']:.3f}") in card_notes.block_note(name, block)
     assert card_notes.block_note("plain-resnet18-shapes", block) is None
 
 
