@@ -22,7 +22,8 @@ from PIL import Image
 
 from blocks import Capture, Intervention, capture_attention, grad_cams, interventions
 from pretrained import LoadedModel, decode_image, frames_note
-from viz import SpatialView, channel_depth_figure, channel_weights_figure, spatial_grid_figure, spatial_view_figure
+from viz import (DEFAULT_CMAP, SpatialView, channel_depth_figure, channel_weights_figure, spatial_grid_figure,
+                 spatial_view_figure)
 
 from .agreement import channel_agreement, rank_agreement
 from .block_view import BlockView
@@ -201,13 +202,13 @@ class Inspection:
         return channel_weights_figure(view.weights, sort=sort, top_k=top_k, title=(
             f"{view.name} ({view.attention.display}): {view.channels} channel weights"))
 
-    def map_figure(self, name: str, *, top_k: int = 5, cmap: str = "jet", alpha: float = 0.5,
+    def map_figure(self, name: str, *, top_k: int = 5, cmap: str = DEFAULT_CMAP, alpha: float = 0.5,
                    stretch: bool = False, cells: bool = False) -> Figure:
         view = self.view(name, top_k)
         return spatial_view_figure(self.image, view.map, cmap=cmap, alpha=alpha, stretch=stretch,
                                    title=f"{view.name}: {view.map.label}", cells=cells)
 
-    def overview_figure(self, *, top_k: int = 5, cmap: str = "jet", alpha: float = 0.5, stretch: bool = False,
+    def overview_figure(self, *, top_k: int = 5, cmap: str = DEFAULT_CMAP, alpha: float = 0.5, stretch: bool = False,
                         cells: bool = False) -> Figure:
         views = {v.name: v for v in self.views(top_k)}
         rows = [[(views[n].title, views[n].map) for n in names] for names in self.stages]

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 import pretrained
 from blocks import attention_sites
-from viz import figure_png, spatial_view_figure
+from viz import DEFAULT_CMAP, figure_png, spatial_view_figure
 from viz.markup import literal
 
 from .card_notes import model_note
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     add_model_options(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder for the reports, one subfolder per image")
-    parser.add_argument("--cmap", type=colormap, default="jet", metavar="NAME",
+    parser.add_argument("--cmap", type=colormap, default=DEFAULT_CMAP, metavar="NAME",
                         help="matplotlib colormap of the spatial maps (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K",
                         help="channels labelled in the charts, averaged in the SE/ECA maps and listed as "

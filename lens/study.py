@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 import pretrained
-from blocks import attention_sites
+from blocks import attention_kind, attention_sites
 from viz import figure_png
 from viz.study import channel_health_figure, class_maps_figure, excitation_figure, specificity_figure
 
@@ -255,7 +255,7 @@ def write_figures(folder: Path, total: Partial, summary: dict, blocks: list[tupl
             total.arrays[f"{name}|mean"], classes, name)))
         (folder / "maps" / f"{name}.png").write_bytes(figure_png(class_maps_figure(
             total.arrays[f"{name}|map_sum"] / count[:, None, None], classes, name, summary["input_size"],
-            fixed=kind == "cbam")))
+            fixed=attention_kind(kind).has_spatial_gate)))
 
 
 def specificity(summary: dict) -> tuple[list, list]:

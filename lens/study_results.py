@@ -10,11 +10,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from blocks import attention_kind
+from viz import DEFAULT_CMAP
+
 from viz.study import class_maps_figure
 
 from .localisation import MEASURES
 from .study_faithfulness import CURVES, MAPS, RANDOM, faithfulness_figure
 
+CLASS_AGNOSTIC, CLASS_SPECIFIC = 0.1, 0.5     # eta² below: the gate hardly depends on the class; at or above: mostly
 FILES = ("study.json", "images.parquet", "channels.parquet", "maps.parquet")
 
 
@@ -74,7 +78,7 @@ class StudyResults:
         the block map's AUC beside the centred-Gaussian baseline's."""
         rows = []
         for e in self.summary["blocks"]:
-            row = {"block": e["block"], "kind": e["kind"].upper(), "channels": e["channels"],
+            row = {"block": e["block"], "kind": attention_kind(e["kind"]).display, "channels": e["channels"],
                    "inter-class r": e["inter_class_correlation"], "eta²": e["eta_squared"],
                    "saturated share": e["saturated_share"], "dead": e["dead_channels"],
                    "saturated": e["saturated_channels"], "static": e["static_channels"]}
@@ -83,6 +87,20 @@ class StudyResults:
                 row["AUC, centred Gaussian"] = self.summary["baselines"]["centred Gaussian"]["AUC"]["mean"]
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def class_dependence(self, block: str) -> str:
+        """How far `block`'s channel weights depend on the class, in words read from its numbers: the
+        share of their variance the class explains (eta²) and the classes' mean excitations' correlation."""
+        e = self.summary["blocks"][self.blocks.index(self._check(block))]
+        eta, r = e["eta_squared"], e["inter_class_correlation"]
+        if eta is None or r is None:
+            return "too few images per class to say how far the gate depends on the class"
+        numbers = f"eta² {eta:.2f}, inter-class r {r:.2f}"
+        if eta < CLASS_AGNOSTIC:
+            return f"the lines lie nearly on top of each other ({numbers}): the gate hardly depends on the class"
+        if eta >= CLASS_SPECIFIC:
+            return f"the lines differ ({numbers}): the class explains most of how the gate varies"
+        return f"the lines differ in places ({numbers}): the class explains part of how the gate varies"
 
     def excitations(self, block: str, classes: list[str] | None = None) -> pd.DataFrame:
         """The classes' mean weight of each channel of `block`: index channel, one column per class."""
@@ -100,10 +118,10 @@ class StudyResults:
         row = row.iloc[0]
         return np.asarray(row["mean_map"], dtype=np.float64).reshape(row["height"], row["width"])
 
-    def maps_figure(self, block: str, cmap: str = "jet") -> Figure:
+    def maps_figure(self, block: str, cmap: str = DEFAULT_CMAP) -> Figure:
         kind = self.summary["blocks"][self.blocks.index(self._check(block))]["kind"]
         return class_maps_figure(np.stack([self.class_map(block, c) for c in self.classes]), self.classes, block,
-                                 self.summary["input_size"], cmap=cmap, fixed=kind == "cbam")
+                                 self.summary["input_size"], cmap=cmap, fixed=attention_kind(kind).has_spatial_gate)
 
     def localisation_table(self, block: str) -> pd.DataFrame:
         """Per measure (rows): the block's map and the two baselines (columns), over all images."""
@@ -140,7 +158,7 @@ class StudyResults:
         images beside the random maps' mean and band, and the share of images on which the block's
         map and Grad-CAM beat the band."""
         self._faithfulness(curve)
-        rows = [{"block": e["block"], "kind": e["kind"].upper(), **_faithfulness_row(e["faithfulness"], curve)}
+        rows = [{"block": e["block"], "kind": attention_kind(e["kind"]).display, **_faithfulness_row(e["faithfulness"], curve)}
                 for e in self.summary["blocks"] if "faithfulness" in e]
         return pd.DataFrame(rows).astype({c: float for c in FAITHFULNESS_COLUMNS[1:]})
 

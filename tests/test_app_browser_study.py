@@ -22,7 +22,7 @@ def test_run_and_read_a_live_study(app_url, page, tmp_path):  # noqa: F811
     wait_idle(page, FIRST_RENDER_MS)
     main.get_by_text("Study", exact=True).click()
     expect(main.get_by_text("Run a small study here")).to_be_visible(timeout=FIRST_RENDER_MS)
-    main.get_by_text("Run it", exact=True).click()
+    main.get_by_role("button", name="Run the study").click()
     expect(main.get_by_text("Class specificity over depth.")).to_be_visible(timeout=STUDY_MS)
     wait_idle(page, STUDY_MS)
     assert_no_errors(page)

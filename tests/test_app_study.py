@@ -83,7 +83,7 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
                                                       "se-resnet18-shapes"]     # the plain model has no gates
     at.selectbox(key="study_size").set_value(20).run()
     assert not at.metric                                     # nothing runs until asked
-    at.toggle(key="study_run").set_value(True).run()
+    at.button(key="study_run").click().run()
     assert not at.exception
     assert metrics(at)["Images"] == "200"
     # the bundled models were trained on shapes v2, so the live study renders v2 images
@@ -96,6 +96,9 @@ def test_a_live_study_shows_the_librarys_numbers_for_the_same_images(tmp_path):
     at.selectbox(key="study_block").set_value("layer2.0").run()
     assert "**Mean excitation of each channel of layer2\\.0, per class**" in [m.value.split(" (")[0]
                                                                               for m in at.markdown]
+    reading = StudyResults.open(tmp_path).class_dependence("layer2.0")            # written from its numbers
+    assert reading.startswith("the lines") and "eta² 0." in reading
+    assert any(m.value.endswith(f"({reading})") for m in at.markdown)
     localisation = table(at, row="mass ratio")
     assert localisation.index.tolist() == ["mass ratio", "pointing game", "AUC"]
     assert localisation.loc["AUC", "uniform (baseline)"] == pytest.approx(0.5)

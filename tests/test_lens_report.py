@@ -131,7 +131,7 @@ def test_help_names_the_command_and_every_argument(capsys):
     assert "per-block PNGs and a JSON\nof every block's weights." in text
     assert "exit status 1 if any failed, 2 if the model\ncannot be loaded or has no attention blocks" in text
     for help_text in ("image files (JPEG, PNG, WebP, BMP, GIF, TIFF)", "folder for the reports, one subfolder per image",
-                      "matplotlib colormap of the spatial maps (default: jet)", "e.g. 300 for slides (default:"):
+                      "matplotlib colormap of the spatial maps (default: viridis)", "e.g. 300 for slides (default:"):
         assert help_text in " ".join(text.split())
 
 

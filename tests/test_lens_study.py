@@ -349,3 +349,15 @@ def test_the_engines_share_the_batch_function_without_importing_each_other():
     assert "study" not in imports("study_ray") | imports("study_batch")
     from lens import study_batch, study_ray
     assert study.compute_batch is study_batch.compute_batch is study_ray.compute_batch
+
+
+def test_the_class_dependence_caption_is_written_from_the_numbers():
+    from pathlib import Path
+    from lens.study_results import CLASS_AGNOSTIC, CLASS_SPECIFIC, StudyResults
+    for eta, r, start in ((0.05, 0.98, "the lines lie nearly on top of each other (eta² 0.05, inter-class r 0.98)"),
+                          (0.75, 0.30, "the lines differ (eta² 0.75, inter-class r 0.30): the class explains most"),
+                          (0.30, 0.80, "the lines differ in places (eta² 0.30")):
+        summary = {"blocks": [{"block": "layer4.1", "eta_squared": eta, "inter_class_correlation": r}]}
+        results = StudyResults(Path("."), summary, pd.DataFrame(), pd.DataFrame())
+        assert results.class_dependence("layer4.1").startswith(start)
+    assert CLASS_AGNOSTIC < CLASS_SPECIFIC

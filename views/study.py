@@ -16,11 +16,13 @@ from lens.study import StudyModel, run_study
 from lens.study_faithfulness import CURVES, EXPLAINED, MAPS, RANDOM, READING
 from lens.study_results import FILES, StudyResults, saved_studies
 from viz import figure_png
+from lens.glossary import GLOSSARY
 from viz.markup import md
 
 from .models import model_entries
 
 TITLE = "Study"
+UNDEFINED = "undefined"
 NEEDS_ATTENTION = False
 STUDIES_ROOT = Path(os.environ.get("ATTENTION_LENS_STUDIES", Path(__file__).parent.parent / "studies"))
 LIVE_SIZES = {20: "20 per class (200 images)", 50: "50 per class (500 images)", 100: "100 per class (1,000 images)"}
@@ -89,7 +91,10 @@ def choose_study(entries: dict) -> StudyResults | None:
     model = c1.selectbox("Model", bundled, key="study_model")
     per_class = c2.selectbox("Fresh shapes images", list(LIVE_SIZES), index=1, format_func=LIVE_SIZES.get,
                              key="study_size")
-    if not st.toggle("Run it", key="study_run", help="Computed once per server and shared by every visitor"):
+    asked = st.session_state.setdefault("studies_asked", set())      # (model, size): at most one per choice
+    if st.button("Run the study", key="study_run", help="Computed once per server and shared by every visitor"):
+        asked.add((model, per_class))
+    if (model, per_class) not in asked:
         st.caption("A study runs every image through the model once and keeps, per class and block, the mean and "
                    "variance of every channel weight and the mean map; on two cores 500 images take about a minute.")
         return None
@@ -115,15 +120,15 @@ def show_study(results: StudyResults) -> None:
     table = results.block_table()
     st.line_chart(table.set_index("block")[["inter-class r", "eta²"]], height=260)
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in ("inter-class r", "eta²", "saturated share", "AUC",
-                                                                  "AUC, centred Gaussian") if c in table})
+        c: st.column_config.NumberColumn(format="%.3f", help=GLOSSARY.get(c)) for c in (
+            "inter-class r", "eta²", "saturated share", "AUC", "AUC, centred Gaussian") if c in table} | {
+        "static": st.column_config.NumberColumn(help=GLOSSARY["static"])})
     st.caption("dead: channels at or below 0.01 on every image; saturated: at or above 0.99 on every image; "
                "static: varying by less than 0.01 (standard deviation) over the images.")
     block = st.selectbox("Block", results.blocks, index=len(results.blocks) - 1, key="study_block")
     name = md(block)                               # read from study.json: literal, whatever it holds
     classes = st.multiselect("Classes", results.classes, default=results.classes[:4], key="study_classes")
-    st.markdown(f"**Mean excitation of each channel of {name}, per class** (lines on top of each other: the gate "
-                "does not depend on the class)")
+    st.markdown(f"**Mean excitation of each channel of {name}, per class** ({results.class_dependence(block)})")
     st.line_chart(results.excitations(block, classes or None), height=300, x_label="channel",
                   y_label="mean weight")
     st.markdown(f"**Mean map of {name}, per class**")
@@ -132,10 +137,11 @@ def show_study(results: StudyResults) -> None:
         st.markdown(f"**Does {name}'s map sit on the object?** Over every image with a mask, beside two maps "
                     "that know nothing of the image: a map that does not beat the centred Gaussian has not shown "
                     "that it finds the object.")
-        st.dataframe(results.localisation_table(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
+        st.dataframe(results.localisation_table(block).style.format("{:.3f}", na_rep=UNDEFINED), width="stretch")
+        st.caption(f"{UNDEFINED}: the pointing game of the uniform map, which has no highest point.")
         st.markdown(f"Per class: a class whose AUC sits at or below the centred Gaussian's is one where "
                     f"{name} attends off the object.")
-        st.dataframe(results.localisation_by_class(block).style.format("{:.3f}", na_rep="n/a"), width="stretch")
+        st.dataframe(results.localisation_by_class(block).style.format("{:.3f}", na_rep=UNDEFINED), width="stretch")
     if results.has_faithfulness:
         show_faithfulness(results, block)
     st.markdown("**Downloads**")

@@ -7,13 +7,11 @@ import pyarrow as pa
 import streamlit as st
 
 from lens import Inspection
-from viz import SpatialView, colorbar_strip, overlay
+from viz import DEFAULT_CMAP, SpatialView, colorbar_strip, overlay
 
 from .session import sha
 
-# perceptually uniform maps first (Borland & Taylor, "Rainbow Color Map (Still) Considered Harmful",
-# IEEE CG&A 2007; matplotlib's own guidance): jet's bands read as edges, and gates of 0.5-1 all look red
-COLORMAPS = ["viridis", "inferno", "cividis", "magma", "turbo", "jet", "gray"]
+COLORMAPS = [DEFAULT_CMAP, "inferno", "cividis", "magma", "turbo", "jet", "gray"]    # perceptually uniform first
 MAPS = {"attention": "the blocks' own maps", "gradcam": "Grad-CAM of the top class"}
 
 

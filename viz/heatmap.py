@@ -12,10 +12,14 @@ from .markup import literal
 from .spatial_view import SpatialView, display_range
 from .upsample import as_map, upsample
 
+# perceptually uniform (Borland & Taylor, "Rainbow Color Map (Still) Considered Harmful", IEEE CG&A 2007;
+# matplotlib's own guidance): with jet, gates of 0.5-1 all look orange-red and its bands read as edges
+DEFAULT_CMAP = "viridis"
+
 EDGE = 128               # grey frame of a colour strip
 
 
-def overlay(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
+def overlay(image: Image.Image, attention_map, *, cmap: str = DEFAULT_CMAP, alpha: float = 0.5,
             stretch: bool = False, cells: bool = False, value_range: tuple[float, float] | None = None) -> Image.Image:
     """The image with the upsampled map blended on top, colour-mapped over `display_range`, or over
     `value_range` when given (a `joint_range` shared with other maps); `cells`: one flat colour per
@@ -39,7 +43,7 @@ def colorbar_strip(cmap: str, width: int = 256, height: int = 14) -> Image.Image
     return Image.fromarray(strip.round().astype(np.uint8))
 
 
-def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alpha: float = 0.5,
+def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = DEFAULT_CMAP, alpha: float = 0.5,
                    stretch: bool = False, title: str | None = None, colorbar: bool = True,
                    units: str = "gate value", cells: bool = False) -> Figure:
     """`overlay` as a figure with a title (wrapped to the figure's width) and a colorbar labelled
@@ -57,7 +61,7 @@ def heatmap_figure(image: Image.Image, attention_map, *, cmap: str = "jet", alph
     return fig
 
 
-def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = "jet", alpha: float = 0.5,
+def spatial_view_figure(image: Image.Image, view: SpatialView, *, cmap: str = DEFAULT_CMAP, alpha: float = 0.5,
                         stretch: bool = False, title: str | None = None, cells: bool = False) -> Figure:
     """`heatmap_figure` of a `SpatialView`, titled `title` (default: the view's label) and its note.
     SE/ECA activity is always stretched; a view with nothing to show (`view.note`) leaves the

@@ -6,11 +6,11 @@ from PIL import Image
 
 from .figure import new_figure
 from .markup import literal
-from .heatmap import overlay
+from .heatmap import DEFAULT_CMAP, overlay
 from .spatial_view import SpatialView, shared_scale
 
 
-def spatial_grid_figure(image: Image.Image, rows: list[list[tuple[str, SpatialView]]], *, cmap: str = "jet",
+def spatial_grid_figure(image: Image.Image, rows: list[list[tuple[str, SpatialView]]], *, cmap: str = DEFAULT_CMAP,
                         alpha: float = 0.5, stretch: bool = False, cells: bool = False) -> Figure:
     """One row per stage, one column per block: `rows[stage]` holds (title, view) pairs. Gates share
     a 0..1 colour scale (unless `stretch`, or any map is not a gate: then every map is stretched

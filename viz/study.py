@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .figure import new_figure
+from .heatmap import DEFAULT_CMAP
 from .markup import literal
 from .upsample import upsample
 
@@ -75,7 +76,7 @@ def channel_health_figure(blocks: list[str], channels: list[int], dead: list[int
     return fig
 
 
-def class_maps_figure(maps, class_names, block: str, image_size: int, cmap: str = "jet", fixed: bool = True
+def class_maps_figure(maps, class_names, block: str, image_size: int, cmap: str = DEFAULT_CMAP, fixed: bool = True
                       ) -> Figure:
     """`maps` [K, h, w]: each class's mean spatial map of one block, drawn in image coordinates
     (upsampled to `image_size` as the overlays are), on one shared scale (0 .. 1 for gates when
