@@ -361,3 +361,21 @@ def test_the_class_dependence_caption_is_written_from_the_numbers():
         results = StudyResults(Path("."), summary, pd.DataFrame(), pd.DataFrame())
         assert results.class_dependence("layer4.1").startswith(start)
     assert CLASS_AGNOSTIC < CLASS_SPECIFIC
+
+
+def test_a_fourth_attention_kind_passes_through_a_study(fake_kind, tmp_path):
+    """A kind registered in blocks.sites only: the study measures it, writes its figures and reads
+    it back under its record's name, beside deletion and insertion."""
+    from lens.study import StudyModel
+    from lens.study_faithfulness import Faithfulness
+    from lens.study_results import StudyResults
+    image_folder(tmp_path / "data", classes=("a", "b", "c"), per_class=2)
+    loaded = fake_kind.loaded()
+    summary = run_study(str(tmp_path / "data"), StudyModel("toy"), tmp_path / "out", batch_size=2, shard_size=2,
+                        workers=0, progress=False, loaded=loaded,
+                        faithfulness=Faithfulness(images=2, steps=4, randoms=2))
+    assert [b["kind"] for b in summary["blocks"]] == [fake_kind.kind.name] * 8
+    results = StudyResults.open(tmp_path / "out")
+    assert set(results.block_table()["kind"]) == {fake_kind.kind.display}
+    assert results.maps_figure("layer4.1") is not None and results.has_faithfulness
+    assert set(results.faithfulness_table("deletion")["kind"]) == {fake_kind.kind.display}
