@@ -62,7 +62,7 @@ def evaluate(name: str, images: int = TEST_IMAGES, seed: int = TEST_SEED, weight
     """Everything the card says about model `name` (`weights/<name>.safetensors`), measured now. The
     localisation baselines come from the plain model in the same folder (none without one). With
     `faithful`, deletion and insertion too, on the first `faithful.images` in-distribution images (the
-    slowest part by far: about half a minute per image on two CPU cores)."""
+    slowest part by far: about 2,000 forward passes per image)."""
     path = weights / f"{name}.safetensors"
     loaded = load_trained(path)                 # on the CPU: the card's numbers are the CPU's, wherever it runs
     attention = loaded.model.attention
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=TEST_IMAGES, help="test images per set (default: %(default)s)")
     parser.add_argument("--faithfulness", type=int, default=TEST_IMAGES, metavar="N",
                         help="deletion and insertion of every block's map on the first N in-distribution test "
-                        "images, about 30 s per image and model on two CPU cores (default: %(default)s; 0: not "
-                        "measured)")
+                        "images (default: %(default)s; 0: not measured): about 2,000 forward passes per image and "
+                        "model, 3-6 s on two CPU cores (beside other work, OMP_NUM_THREADS=1 keeps it near 6 s)")
     parser.add_argument("--faithfulness-only", action="store_true", help="measure only deletion and insertion, "
                         "into the card.json already there: every other number in it stays as it is")
     args = parser.parse_args(argv)
@@ -306,7 +306,7 @@ def _faithfulness_section(card: dict) -> str:
 
 FAITHFULNESS_TEMPLATE = """Deletion and insertion (`lens.faithfulness`, each image scored as `python -m lens study \
 --faithfulness` scores it) on the first {count} of the {n} in-distribution test images. Each image costs \
-about 2,000 forward passes per model ({per_image:.0f} s per image and model in this run, on two CPU cores), \
+about 2,000 forward passes per model ({per_image:.1f} s per image and model in the run that measured it), \
 so `python -m lens card --faithfulness N` sets how many. {explained}
 
 Here: each image's top prediction as the class, the {fill} fill, {steps} steps; the block map is the one \

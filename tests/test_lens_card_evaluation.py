@@ -303,7 +303,7 @@ def test_the_card_renders_each_blocks_deletion_and_insertion_and_reads_them_as_m
     text = render_card(card)
     section = text[text.index("## Does the model use what the map marks?"):text.index("## Limits")]
     assert "on the first 40 of the 500 in-distribution test images" in section
-    assert "(30 s per image and model in this run, on two CPU cores)" in section
+    assert "(30.0 s per image and model in the run that measured it)" in section
     assert "the random band in brackets is the images' band ends averaged" in section
     assert ("| layer4.1 | 0.210 / 0.500 | 0.280 / 0.600 | 0.350 / 0.400 | 0.310 (0.250-0.400) | "
             "0.500 (0.300-0.550) | 55% / 45% / 0% | 60% |") in section
