@@ -19,7 +19,7 @@ def render(subject: Subject) -> None:
     inspection, model, picture = subject.inspection, subject.model, subject.picture
     if inspection.output_note:
         st.error(inspection.output_note)
-    left, right = st.columns([1, 9], vertical_alignment="center")
+    left, right = st.columns([1, 9])
     left.image(png(inspection.image), width=THUMBNAIL)
     top = inspection.predictions(1)[0]
     with right:
