@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blocks import capture_attention
+from blocks import ACTIVITY_CHANNELS, capture_attention
 
-from .localisation import MEASURES, batch_scores, centred_gaussian
+from .localisation import BASELINES, MEASURES, batch_scores
 
-ACTIVITY_CHANNELS = 8    # SE/ECA maps: mean activity of the 8 most-excited channels (as the model card)
 SATURATED_AT = 0.99      # a channel weight at or above this is saturated (the gate passes everything)
 DEAD_AT = 0.01           # ... at or below this, shut
-BASELINES = ("centred Gaussian", "uniform")
 
 
 @dataclass
@@ -116,7 +114,7 @@ def study_batch(model, x, labels, masks: np.ndarray | None, index, image_ids, la
                 [labels_of_model[p] for p in predicted], dtype=str),
             "probability": probabilities[np.arange(len(labels)), predicted]}
     if masks is not None:
-        baselines = {"centred Gaussian": centred_gaussian(masks.shape[1:]), "uniform": np.ones(masks.shape[1:])}
+        baselines = {name: baseline(masks.shape[1:]) for name, baseline in BASELINES.items()}
         for name, baseline in baselines.items():
             _add_scores(arrays, f"~{name}", _scores(np.broadcast_to(baseline, masks.shape), masks), labels, classes)
     for record in capture.layers:

@@ -10,9 +10,9 @@ channels; 0: class says nothing, 1: the class fixes every weight).
 """
 import numpy as np
 
-from .localisation import MEASURES
+from .localisation import BASELINES, CENTRED_GAUSSIAN, MEASURES
 from .study_faithfulness import faithfulness_summary
-from .study_stats import BASELINES, DEAD_AT, SATURATED_AT, Partial
+from .study_stats import DEAD_AT, SATURATED_AT, Partial
 
 STATIC_STD = 0.01          # a channel whose weight varies less than this over the images does not vary
 MAX_CORRELATION_MATRIX = 50   # class x class correlations are kept in the summary up to this many classes
@@ -88,6 +88,6 @@ def summarise(total: Partial, blocks: list[tuple[str, str]], class_names: tuple[
         if f"{name}|faith_sum" in total.arrays:
             entry["faithfulness"] = faithfulness_summary(total, name, class_names)
         summary["blocks"].append(entry)
-    if f"~{BASELINES[0]}|score_sum" in total.arrays:
+    if f"~{CENTRED_GAUSSIAN}|score_sum" in total.arrays:
         summary["baselines"] = {b: _localisation(total, f"~{b}", class_names) for b in BASELINES}
     return summary
