@@ -242,19 +242,20 @@ class Panel:
 
 
 def block_panel(inspection, name: str, target: int | None = None, fill: str = "blur", randoms: int = RANDOM_MAPS,
-                seed: int = 0, steps: int = 20) -> Panel:
+                seed: int = 0, steps: int = 20, top_k: int = 5) -> Panel:
     """Deletion and insertion on `inspection`'s image for block `name`'s map (CBAM's spatial gate; for
     SE/ECA where its top-weighted channels fire, as `Inspection.view` shows it), the same map reversed,
     Grad-CAM of the same class at the block and a centred Gaussian (`lens.localisation`), beside
     `randoms` uniform random maps of the block's resolution (seeded by `seed`): all in one call of
     `curves`. A map whose AUC lies inside the random maps' 5-95% band is no better than chance.
-    `target`: the class (default the top prediction)."""
+    `target`: the class (default the top prediction); `top_k`: the SE/ECA map's channels, as the page
+    shows it (the card and the study score `blocks.ACTIVITY_CHANNELS`)."""
     if inspection.edit is not None:
         raise ValueError("block_panel scores the model as it is: use the inspection without its edit")
     if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 2:
         raise ValueError(f"randoms must be a whole number >= 2 (a band needs two), got {randoms!r}")
     index = inspection.predictions(1)[0].index if target is None else target
-    view, cam = inspection.view(name), inspection.grad_cam(name, index)
+    view, cam = inspection.view(name, top_k), inspection.grad_cam(name, index)
     shape = view.map.values.shape
     maps = {view.map.label: view.map.values, f"{view.map.label}, reversed": -view.map.values,
             cam.label: cam.values, "a centred Gaussian (baseline)": centred_gaussian(shape)}

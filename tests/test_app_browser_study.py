@@ -18,7 +18,7 @@ def test_run_and_read_a_live_study(app_url, page, tmp_path):  # noqa: F811
 
     page.goto(app_url, timeout=FIRST_RENDER_MS)
     main = page.locator('[data-testid="stMain"]')
-    expect(main.get_by_role("heading", name="Predictions")).to_be_visible(timeout=FIRST_RENDER_MS)
+    expect(main.get_by_text("shapes-circle.png, as the model sees it")).to_be_visible(timeout=FIRST_RENDER_MS)
     wait_idle(page, FIRST_RENDER_MS)
     main.get_by_text("Study", exact=True).click()
     expect(main.get_by_text("Run a small study here")).to_be_visible(timeout=FIRST_RENDER_MS)

@@ -123,3 +123,19 @@ def test_every_term_is_explained_once_in_the_glossary():
     for term, meaning in GLOSSARY.items():
         assert f"**{term}**: {meaning}" in text
     assert GLOSSARY["stretched"] in at.toggle(key="stretch").help
+
+
+def test_an_se_blocks_panel_scores_the_map_shown_for_the_chosen_top_k():
+    """SE has no spatial gate: its map is where the top-k channels fire, so the panel follows top-k."""
+    at = app()
+    at.selectbox(key="model").set_value("se-resnet18-shapes").run()
+    at.slider(key="top_k").set_value(3).run()
+    at.toggle(key="faithfulness").set_value(True).run()
+    assert_clean(at)
+    inspection = inspect_image(pretrained.load("se-resnet18-shapes"), (ASSETS / FIRST["file"]).read_bytes(),
+                               FIRST["file"])
+    expected = block_panel(inspection, "layer4.1", top_k=3)
+    assert block_panel(inspection, "layer4.1").own.deletion_auc != expected.own.deletion_auc
+    [table] = [t.value for t in at.dataframe if "by deletion" in t.value.columns]
+    assert table["map"][0] == expected.own.label
+    assert table["deletion AUC"][0] == pytest.approx(expected.own.deletion_auc, abs=1e-6)

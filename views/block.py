@@ -44,7 +44,7 @@ def render(subject: Subject, display: Display) -> None:
                  help="Adebayo et al., NeurIPS 2018: run the image through copies of the model whose weights from "
                       "this block to the classifier are random, and see how much each map changes."):
         sanity(subject, view.name)
-    block_section(subject, view.name)
+    block_section(subject, view.name, display.top_k)
     st.subheader("What this block computes")
     st.markdown(inspection.formula(view.name))
     if inspection.mask is not None:

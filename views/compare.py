@@ -88,4 +88,4 @@ def render(subject: Subject, display: Display) -> None:
             for column, name in zip(st.columns(max(1, len(chosen))), chosen):
                 if name in views:
                     with column:
-                        compare_cell(subjects[name], views[name].name, fill)
+                        compare_cell(subjects[name], views[name].name, fill, display.top_k)

@@ -32,7 +32,7 @@ def score_rows(panel: Panel) -> list[dict]:
     return rows
 
 
-def block_section(subject: Subject, block: str) -> None:
+def block_section(subject: Subject, block: str, top_k: int) -> None:
     """The Block view's panel: curves, AUCs beside baselines and the band, one sentence."""
     st.subheader("Does the model use what this map marks?")
     if not st.toggle(f"Measure it: remove what each map ranks highest and watch the class's probability ({COST})",
@@ -45,7 +45,7 @@ def block_section(subject: Subject, block: str) -> None:
     with right:
         fill = choose_fill("faith_fill")
     with st.spinner("Scoring perturbed images..."):
-        panel = subject.faithfulness(block, top[chosen].index, fill)
+        panel = subject.faithfulness(block, top[chosen].index, fill, top_k)
     lines, band = panel.chart_rows()
     for column, curve in zip(st.columns(2), ("deletion", "insertion")):
         column.vega_lite_chart(curves_chart(lines, band, curve), width="stretch")
@@ -55,7 +55,7 @@ def block_section(subject: Subject, block: str) -> None:
         st.markdown(WHAT_IT_SHOWS)
 
 
-def overview_section(subject: Subject) -> None:
+def overview_section(subject: Subject, top_k: int) -> None:
     """Every block's AUCs in one table, computed on request with progress."""
     st.subheader("Does the model use what each block's map marks?")
     fill = choose_fill("overview_fill")
@@ -70,7 +70,7 @@ def overview_section(subject: Subject) -> None:
     progress, rows = st.progress(0.0), []
     for done, name in enumerate(names):
         progress.progress(done / len(names), text=f"Scoring {name} ({done + 1} of {len(names)})...")
-        panel = subject.faithfulness(name, target, fill)
+        panel = subject.faithfulness(name, target, fill, top_k)
         own, cam, gaussian = panel.own, panel.grad_cam, panel.gaussian
         d = panel.random_deletion
         rows.append({"block": name, "deletion AUC": own.deletion_auc, "by deletion": own.deletion_verdict,
@@ -85,9 +85,9 @@ def overview_section(subject: Subject) -> None:
                + GLOSSARY["random band"])
 
 
-def compare_cell(subject: Subject, block: str, fill: str) -> None:
+def compare_cell(subject: Subject, block: str, fill: str, top_k: int) -> None:
     """One model's AUCs at its block, for Compare's columns."""
-    panel = subject.faithfulness(block, subject.inspection.predictions(1)[0].index, fill)
+    panel = subject.faithfulness(block, subject.inspection.predictions(1)[0].index, fill, top_k)
     own, d, i = panel.own, panel.random_deletion, panel.random_insertion
     st.markdown(f"Deletion AUC **{own.deletion_auc:.3f}** ({own.deletion_verdict}; random {d[1]:.3f}-{d[2]:.3f})  \n"
                 f"Insertion AUC **{own.insertion_auc:.3f}** ({own.insertion_verdict}; random {i[1]:.3f}-{i[2]:.3f})")

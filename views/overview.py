@@ -49,4 +49,4 @@ def render(subject: Subject, display: Display) -> None:
     st.caption("Correlation, block by block, of the two images' channel weights: 1 means the block excites the "
                "same channels whatever the image. The SE paper (Sec. 7.2, Fig. 6) finds early blocks "
                "class-agnostic and later ones class-specific; a gap marks a block whose gate is saturated.")
-    overview_section(subject)
+    overview_section(subject, display.top_k)

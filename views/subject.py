@@ -59,7 +59,8 @@ def _localisation(digest: str, model_key: str, block: str, top_k: int, _compute:
 
 
 @st.cache_resource(show_spinner=False, max_entries=128)
-def _faithfulness(digest: str, model_key: str, block: str, target: int, fill: str, _compute: Callable) -> Panel:
+def _faithfulness(digest: str, model_key: str, block: str, target: int, fill: str, channels: int | None,
+                  _compute: Callable) -> Panel:
     """~150 forward passes per (image, model, block, class, fill) with the blur fill, ~1,800 with ROAD."""
     return _compute()
 
@@ -128,10 +129,12 @@ class Subject:
         return self._kept(_localisation, block, top_k,
                           compute=lambda: self.inspection.localisation(block, top_k, cam))
 
-    def faithfulness(self, block: str, target: int, fill: str) -> Panel:
-        """Deletion and insertion for the block's map beside its baselines and the random band."""
-        return self._kept(_faithfulness, block, target, fill,
-                          compute=lambda: block_panel(self.inspection, block, target, fill))
+    def faithfulness(self, block: str, target: int, fill: str, top_k: int) -> Panel:
+        """Deletion and insertion for the block's map (a spatial gate, or where the top-k channels
+        fire) beside its baselines and the random band."""
+        channels = None if self.inspection.view(block).attention.has_spatial_gate else top_k   # the gate ignores k
+        return self._kept(_faithfulness, block, target, fill, channels,
+                          compute=lambda: block_panel(self.inspection, block, target, fill, top_k=top_k))
 
     def channel_chart(self, block: str, sort: bool, top_k: int) -> dict:
         """The block's Vega-Lite chart, its datasets already the Arrow bytes Streamlit sends (from Arrow
