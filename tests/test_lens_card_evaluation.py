@@ -212,19 +212,18 @@ def test_a_card_of_models_with_different_recipes_argues_each_models():
 
 
 @pytest.mark.parametrize("kind", ["se", "eca", "cbam"])
-def test_the_cards_faithfulness_is_block_panel_averaged_over_its_first_images(kind, test_images, monkeypatch):
+def test_the_cards_faithfulness_is_block_panel_averaged_over_its_first_images(kind, test_images):
     model, plan = tiny(kind), Faithfulness(3, steps=3)
     result = faithfulness(model, test_images, plan)                # the first 3 of the 12 images
     loaded = pretrained.LoadedModel(f"tiny-{kind}", "file", model, pretrained.Preprocess(96, 1.0, "bilinear"),
                                     CLASSES, "")
-    view = Inspection.view              # the card's SE/ECA map: where its 8 most-excited channels fire
-    monkeypatch.setattr(Inspection, "view", lambda self, name, top_k=ACTIVITY_CHANNELS: view(self, name, top_k))
     panels = {}
     for i in range(3):
         inspection = inspect_image(loaded, Image.fromarray(test_images.images[i].numpy()))
         assert torch.equal(inspection.x, to_input(test_images.images[i:i + 1]))      # the image as the card sees it
         for name in result:
-            panels.setdefault(name, []).append(block_panel(inspection, name, steps=3))
+            panels.setdefault(name, []).append(block_panel(inspection, name, steps=3,    # the card's SE/ECA map:
+                                                           top_k=ACTIVITY_CHANNELS))    # its 8 most-excited channels
     assert list(result) == [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
     for name, measured in result.items():
         by_hand = panels[name]

@@ -101,7 +101,7 @@ def test_trained_candidates_get_a_card_beside_them(uninterrupted, tmp_path):
     save(model, "cbam", TINY, info, tmp_path)
     plain, plain_info = train(None, Recipe(**{**TINY.__dict__, "epochs": 1}), tmp_path / "ckpt", log=lambda s: None)
     save(plain, None, TINY, plain_info, tmp_path)
-    main(["--weights", str(tmp_path), "--images", "30"])
+    main(["--weights", str(tmp_path), "--images", "30", "--faithfulness", "0"])   # deletion: tests of its own
     card = json.loads((tmp_path / "card.json").read_text())
     assert list(card) == ["cbam-resnet18-shapes", "plain-resnet18-shapes"]
     assert card["cbam-resnet18-shapes"] == json.loads(json.dumps(evaluate("cbam-resnet18-shapes", 30, weights=tmp_path)))
