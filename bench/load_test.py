@@ -53,7 +53,7 @@ CLIENT_NICE = 10
 @dataclass
 class Page:
     seconds: float
-    caption: str = ""                                   # the model input's caption: names the image
+    caption: str = ""                                   # the header's line on the model input: names the image
     predictions: list[tuple[str, float]] = field(default_factory=list)   # (class, percent) as shown
     problems: list[str] = field(default_factory=list)   # error messages and exceptions on the page
 
@@ -62,9 +62,9 @@ def read_page(elements: list, seconds: float) -> Page:
     page = Page(seconds)
     for e in elements:
         kind = e.WhichOneof("type")
-        if kind == "imgs" and not page.caption:
-            page.caption = next((re.sub(r"\\(.)", r"\1", i.caption) for i in e.imgs.imgs
-                                 if "as the model sees it" in i.caption), "")
+        if kind == "markdown" and not page.caption and "as the model sees it" in e.markdown.body:
+            # the header: "**top class** p% · <image>, as the model sees it (...) · <model>"
+            page.caption = re.sub(r"\\(.)", r"\1", e.markdown.body).split(" · ", 1)[-1]
         elif kind == "dataframe" and not page.predictions:
             table = pa.ipc.open_stream(e.dataframe.arrow_data.data).read_all()
             page.predictions = list(zip(table.column("class").to_pylist(), table.column("probability").to_pylist()))

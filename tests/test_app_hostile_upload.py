@@ -58,7 +58,7 @@ def open_default_page(browser, url):  # noqa: F811
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(url, timeout=FIRST_RENDER_MS)
-    expect(page.locator('[data-testid="stMain"]').get_by_role("heading", name="Predictions")).to_be_visible(
+    expect(page.locator('[data-testid="stMain"]').get_by_text("as the model sees it")).to_be_visible(
         timeout=FIRST_RENDER_MS)
     wait_idle(page, FIRST_RENDER_MS)
     return context, page
@@ -108,7 +108,7 @@ def test_crafted_checkpoints_leave_the_server_up_for_everyone(browser, tmp_path)
         # the session still works: back to the bundled model, the page is whole
         sidebar.locator('[data-testid="stSelectbox"]', has_text="Model").click()
         page.get_by_role("option", name=re.compile(r"^cbam-resnet18-shapes")).click()
-        expect(main.get_by_role("heading", name="Predictions")).to_be_visible(timeout=RERUN_MS)
+        expect(main.get_by_text("shapes-circle.png, as the model sees it")).to_be_visible(timeout=RERUN_MS)
         wait_idle(page)
         watch.stopped.set()
         watch.join()
