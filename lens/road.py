@@ -9,28 +9,30 @@ sparse symmetric positive definite system: the grid's graph Laplacian on the mis
 known ones as boundary values. With `noise=0` the result equals grad-cam's
 `pytorch_grad_cam.metrics.road.NoisyLinearImputer(noise=0)` (a test).
 
-How it is solved: one LU factorisation per mask (SuperLU through scipy; torch has no sparse direct
-solver on the CPU), the three channels as three right-hand sides, the matrix assembled in one
-vectorised step from a neighbour table, its unknowns in a nested-dissection order of the grid
-(George, "Nested Dissection of a Regular Finite Element Mesh", SIAM J. Numer. Anal. 1973: split
-the image by a one-pixel line, number both halves first, recursively, then the line) computed once
-per image size: on a 2-D grid, the order whose factors fill in least, to within a constant factor.
-Exact up to float64 rounding.
+How it is solved: one sparse Cholesky factorisation per mask (CHOLMOD's supernodal one, Chen et al.,
+ACM TOMS 2008, through cvxopt's wheel: torch has no sparse direct solver on the CPU), the three
+channels as three right-hand sides. The known neighbours' pull on every pixel is one weighted sum of
+eight shifted copies of all the images at once; each mask's matrix is its lower triangle gathered
+from a neighbour table, its unknowns in a nested-dissection order of the grid (George, "Nested
+Dissection of a Regular Finite Element Mesh", SIAM J. Numer. Anal. 1973: split the image by a
+one-pixel line, number both halves first, recursively, then the line) computed once per image
+size: on a 2-D grid, the order whose factors fill in least, to within a constant factor. Exact up
+to float64 rounding.
 
-Cost (bench/faithfulness_cost.py: a 128 x 128 image, one thread on the project's 2-core CPU, calls
-interleaved, ratios of medians, three runs): 3.5x-3.9x faster than grad-cam's imputer over the 38
-masks of a 20-step deletion and insertion (25 against 90 ms a mask), 2.6x-2.7x on one mask with half
-the pixels missing (17 against 47 ms); on a 224 x 224 image, 3.5x. Issue 20 asked for 5x; this does not reach it. The factorisation is
-two thirds of the time. Measured and slower: SuperLU's MMD and COLAMD orders, one block-diagonal
-solve of all masks, cholespy's sparse Cholesky, pyamg's multigrid to 1e-8, and an exact batched
-multifrontal Cholesky in torch over the whole grid with the known pixels as identity rows (2.3x).
+Cost (bench/faithfulness_cost.py, a 128 x 128 image, one thread, calls interleaved, ratios of
+medians): see the README's ROAD row. Measured and slower: SuperLU with this order (what this used
+before: 3.5x-3.9x grad-cam), SuperLU's MMD and COLAMD orders, SuperLU in float32 with a refinement
+step, one block-diagonal solve of all masks, one factorisation of the largest mask with the nested
+masks as its leading blocks (the order this forces fills in 5x more), QDLDL, cholespy's Cholesky,
+PARDISO, pyamg's multigrid to 1e-8, and a batched multifrontal Cholesky in torch.
 """
 from functools import lru_cache
 
+import cvxopt
 import numpy as np
 import torch
-from scipy.sparse import csc_array
-from scipy.sparse.linalg import splu
+from cvxopt import cholmod
+from scipy.ndimage import correlate
 
 NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
               (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
@@ -48,36 +50,55 @@ def impute(images: torch.Tensor, known: torch.Tensor, noise: float = 0.0,
         raise ValueError(f"impute needs images [K, C, H, W] and known [K, H, W] bool, got "
                          f"{getattr(images, 'shape', images)} and {getattr(known, 'shape', known)}")
     k, c, h, w = images.shape
-    order, neighbours, weights = _grid(h, w)
-    values = images.detach().to("cpu", torch.float64).reshape(k, c, h * w).numpy()
-    kept = known.to("cpu").reshape(k, h * w).numpy()
-    out = np.where(kept[:, None], values, 0.0)                                          # [K, C, H*W]
-    place = np.empty(h * w + 1, np.int64)                                               # pixel -> unknown's number
+    order, neighbours, entries, lower = _grid(h, w)
+    kept = known.to("cpu").numpy()
+    out = np.where(kept[:, None], images.detach().to("cpu", torch.float64).numpy(), 0.0)    # [K, C, H, W]
+    pull = correlate(out, _kernel()[None, None], mode="constant").reshape(k, c, h * w)   # known neighbours' share
+    out, kept = out.reshape(k, c, h * w), kept.reshape(k, h * w)
+    number = np.empty(h * w + 1, np.int64)                                                  # pixel -> its unknown
     for i in np.flatnonzero(kept.any(1) & ~kept.all(1)):
-        hole = order[~kept[i, order]]                                                   # [m] in dissection order
-        place.fill(-1)
-        place[hole] = np.arange(len(hole))
-        around, entries = neighbours[hole], weights[hole]                               # [m, 9] each
-        rows = place[around]                                                            # -1: not missing
-        given = np.append(out[i], np.zeros((c, 1)), 1)[:, around]                       # [C, m, 9], 0 where unknown
-        rhs = np.einsum("cmj,mj->mc", given, -entries)                                  # [m, C] known neighbours' pull
-        inside = rows >= 0                                # rows ascend along each column: CSC's canonical order
-        system = csc_array((entries[inside], rows[inside], np.append(0, inside.sum(1).cumsum())),
-                           shape=(len(hole), len(hole)))                                # symmetric: CSR = CSC
-        system.has_canonical_format = True
-        lu = splu(system, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        out[i][:, hole] = lu.solve(rhs).T
+        hole = order[~kept[i, order]]                                                       # [m] in dissection order
+        number.fill(-1)
+        number[hole] = np.arange(len(hole))
+        rows = number[neighbours[hole]]                                                     # [m, 9]; -1: known
+        inside = (rows >= 0) & lower[hole]                            # the lower triangle, rows ascending
+        out[i][:, hole] = _solve(entries[hole][inside], rows[inside], inside.sum(1), pull[i][:, hole].T).T
     filled = torch.from_numpy(out).reshape(k, c, h, w)
     if noise:
         filled += ~known.cpu()[:, None] * noise * torch.randn(filled.shape, generator=generator, dtype=filled.dtype)
     return filled.to(images.device, images.dtype)
 
 
+def _solve(values: np.ndarray, rows: np.ndarray, per_column: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """x [m, C] with A x = `rhs` [m, C], A symmetric positive definite given by its lower triangle:
+    `values` at `rows`, column by column (`per_column` [m] entries each), unknowns already in a
+    fill-reducing order (so CHOLMOD is told to keep it)."""
+    m = len(per_column)
+    columns = np.repeat(np.arange(m), per_column)
+    matrix = cvxopt.spmatrix(cvxopt.matrix(values), cvxopt.matrix(rows), cvxopt.matrix(columns), (m, m))
+    cholmod.options.update(supernodal=2, nmethods=1)          # supernodal L L^T; the order given, no other tried
+    factor = cholmod.symbolic(matrix, p=cvxopt.matrix(np.arange(m, dtype=np.int32)), uplo="L")
+    cholmod.numeric(matrix, factor)
+    x = cvxopt.matrix(rhs)
+    cholmod.solve(factor, x)
+    return np.asarray(x)
+
+
+@lru_cache(maxsize=1)
+def _kernel() -> np.ndarray:
+    """[3, 3] the neighbours' weights around a zero centre."""
+    kernel = np.zeros((3, 3))
+    for (dy, dx), weight in NEIGHBOURS.items():
+        kernel[1 + dy, 1 + dx] = weight
+    return kernel
+
+
 @lru_cache(maxsize=8)
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """An h x w grid's pixels in nested-dissection order [H*W], and per pixel its 8 neighbours and
     itself [H*W, 9] in that order (H*W, a zero pixel, for outside the image, last) with the system's
-    entries: -w_ij for a neighbour, the sum of the in-image w_ij on the diagonal."""
+    entries (-w_ij for a neighbour, the sum of the in-image w_ij on the diagonal) and whether each is
+    in the lower triangle (itself, or a neighbour later in the order)."""
     number = np.empty((h, w), np.int64)
     count = 0
 
@@ -110,6 +131,8 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         neighbours[inside, j] = ((y + dy) * w + x + dx)[inside]
         weights[inside, j] = -weight
     neighbours[:, 8], weights[:, 8] = np.arange(h * w), -weights[:, :8].sum(1)
-    later = np.append(number.ravel(), h * w)[neighbours].argsort(1, kind="stable")    # in dissection order
+    position = np.append(number.ravel(), h * w)[neighbours]
+    later = position.argsort(1, kind="stable")                                        # in dissection order
     return (np.argsort(number.ravel()), np.take_along_axis(neighbours, later, 1),
-            np.take_along_axis(weights, later, 1))
+            np.take_along_axis(weights, later, 1),
+            np.take_along_axis(position >= number.reshape(-1, 1), later, 1))
