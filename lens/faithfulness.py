@@ -209,11 +209,24 @@ class Panel:
     grad_cam = property(lambda self: self.scores[2])
     gaussian = property(lambda self: self.scores[3])
 
+    def band(self, curve: str) -> str:
+        """The random maps' 5-95% band of `curve`'s ("deletion" or "insertion") AUC, "0.412-0.655"."""
+        _, low, high = self.random_deletion if curve == "deletion" else self.random_insertion
+        return f"{low:.3f}-{high:.3f}"
+
+    def rows(self) -> list[dict]:
+        """The AUC table: one row per scored map, then one for the random maps (their mean, and the band)."""
+        rows = [{"map": s.label, "deletion AUC": s.deletion_auc, "by deletion": s.deletion_verdict,
+                 "insertion AUC": s.insertion_auc, "by insertion": s.insertion_verdict} for s in self.scores]
+        rows.append({"map": f"random maps (mean; band {self.band('deletion')} / {self.band('insertion')})",
+                     "deletion AUC": self.random_deletion[0], "by deletion": "the band of chance",
+                     "insertion AUC": self.random_insertion[0], "by insertion": "the band of chance"})
+        return rows
+
     def sentence(self, score: MapScore) -> str:
         """One plain sentence on `score`, e.g. for the app's caption."""
         band = (f"{len(self.curves.target) - len(self.scores)} random maps' {BAND[0]:.0%}-{BAND[1]:.0%} band: "
-                f"deletion {self.random_deletion[1]:.3f}-{self.random_deletion[2]:.3f}, "
-                f"insertion {self.random_insertion[1]:.3f}-{self.random_insertion[2]:.3f}")
+                f"deletion {self.band('deletion')}, insertion {self.band('insertion')}")
         both = {score.deletion_verdict, score.insertion_verdict}
         if both == {"better than chance"}:
             head = (f"The model depends on what {score.label} marks for '{self.target_label}': removing it first "

@@ -239,6 +239,21 @@ def test_block_panel_scores_four_maps_beside_eight_random_ones(star):
     assert again.random_deletion == panel.random_deletion               # the random maps are seeded
 
 
+def test_a_panels_table_has_a_row_per_map_and_the_random_maps_last(star):
+    panel = block_panel(star, "layer3.1", steps=10)
+    rows = panel.rows()
+    assert [r["map"] for r in rows[:4]] == [s.label for s in panel.scores]
+    assert rows[0] == {"map": panel.own.label, "deletion AUC": panel.own.deletion_auc,
+                       "by deletion": panel.own.deletion_verdict, "insertion AUC": panel.own.insertion_auc,
+                       "by insertion": panel.own.insertion_verdict}
+    (d_mean, d_low, d_high), (i_mean, i_low, i_high) = panel.random_deletion, panel.random_insertion
+    assert panel.band("deletion") == f"{d_low:.3f}-{d_high:.3f}" and panel.band("insertion") == f"{i_low:.3f}-{i_high:.3f}"
+    assert rows[4] == {"map": f"random maps (mean; band {d_low:.3f}-{d_high:.3f} / {i_low:.3f}-{i_high:.3f})",
+                       "deletion AUC": d_mean, "by deletion": "the band of chance", "insertion AUC": i_mean,
+                       "by insertion": "the band of chance"}
+    assert len(rows) == 5 and f"deletion {panel.band('deletion')}" in panel.sentence(panel.own)
+
+
 def test_block_panel_refuses_an_edited_inspection_and_one_random_map(star):
     with pytest.raises(ValueError, match="without its edit"):
         block_panel(star.intervene("layer3.1"), "layer3.1")

@@ -354,13 +354,17 @@ def test_the_engines_share_the_batch_function_without_importing_each_other():
 def test_the_class_dependence_caption_is_written_from_the_numbers():
     from pathlib import Path
     from lens.study_results import CLASS_AGNOSTIC, CLASS_SPECIFIC, StudyResults
+    assert (CLASS_AGNOSTIC, CLASS_SPECIFIC) == (0.1, 0.5)
     for eta, r, start in ((0.05, 0.98, "the lines lie nearly on top of each other (eta² 0.05, inter-class r 0.98)"),
-                          (0.75, 0.30, "the lines differ (eta² 0.75, inter-class r 0.30): the class explains most"),
-                          (0.30, 0.80, "the lines differ in places (eta² 0.30")):
+                          (0.0999, 0.9, "the lines lie nearly on top of each other"),
+                          (0.1, 0.9, "the lines differ in places (eta² 0.10"),           # the thresholds' own values
+                          (0.30, 0.80, "the lines differ in places (eta² 0.30"),
+                          (0.4999, 0.5, "the lines differ in places"),
+                          (0.5, 0.5, "the lines differ (eta² 0.50, inter-class r 0.50): the class explains most"),
+                          (0.75, 0.30, "the lines differ (eta² 0.75, inter-class r 0.30): the class explains most")):
         summary = {"blocks": [{"block": "layer4.1", "eta_squared": eta, "inter_class_correlation": r}]}
         results = StudyResults(Path("."), summary, pd.DataFrame(), pd.DataFrame())
-        assert results.class_dependence("layer4.1").startswith(start)
-    assert CLASS_AGNOSTIC < CLASS_SPECIFIC
+        assert results.class_dependence("layer4.1").startswith(start), (eta, results.class_dependence("layer4.1"))
 
 
 def test_a_fourth_attention_kind_passes_through_a_study(fake_kind, tmp_path):

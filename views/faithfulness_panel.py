@@ -3,7 +3,7 @@ Overview and Compare views show them: per block on request, cached per (image, m
 class, fill) by the subject, so a display control never recomputes them."""
 import streamlit as st
 
-from lens.faithfulness import FILL_NAMES, WHAT_IT_SHOWS, Panel
+from lens.faithfulness import FILL_NAMES, WHAT_IT_SHOWS
 from lens.glossary import GLOSSARY
 from viz.curves_chart import curves_chart
 from viz.markup import md
@@ -19,17 +19,6 @@ AUC_COLUMNS = {"deletion AUC": st.column_config.NumberColumn(format="%.3f", help
 
 def choose_fill(key: str) -> str:
     return st.selectbox("Removed pixels become", list(FILL_NAMES), format_func=FILL_NAMES.get, key=key)
-
-
-def score_rows(panel: Panel) -> list[dict]:
-    """One row per map and one for the random band."""
-    rows = [{"map": s.label, "deletion AUC": s.deletion_auc, "by deletion": s.deletion_verdict,
-             "insertion AUC": s.insertion_auc, "by insertion": s.insertion_verdict} for s in panel.scores]
-    d, i = panel.random_deletion, panel.random_insertion
-    rows.append({"map": f"random maps (mean; band {d[1]:.3f}-{d[2]:.3f} / {i[1]:.3f}-{i[2]:.3f})",
-                 "deletion AUC": d[0], "by deletion": "the band of chance", "insertion AUC": i[0],
-                 "by insertion": "the band of chance"})
-    return rows
 
 
 def block_section(subject: Subject, block: str, top_k: int) -> None:
@@ -49,7 +38,7 @@ def block_section(subject: Subject, block: str, top_k: int) -> None:
     lines, band = panel.chart_rows()
     for column, curve in zip(st.columns(2), ("deletion", "insertion")):
         column.vega_lite_chart(curves_chart(lines, band, curve), width="stretch")
-    st.dataframe(arrow(score_rows(panel)), hide_index=True, width="stretch", column_config=AUC_COLUMNS)
+    st.dataframe(arrow(panel.rows()), hide_index=True, width="stretch", column_config=AUC_COLUMNS)
     st.markdown(md(panel.sentence(panel.own)))
     with st.expander("What this does and does not show"):
         st.markdown(WHAT_IT_SHOWS)
@@ -71,12 +60,11 @@ def overview_section(subject: Subject, top_k: int) -> None:
     for done, name in enumerate(names):
         progress.progress(done / len(names), text=f"Scoring {name} ({done + 1} of {len(names)})...")
         panel = subject.faithfulness(name, target, fill, top_k)
-        own, cam, gaussian = panel.own, panel.grad_cam, panel.gaussian
-        d = panel.random_deletion
+        own = panel.own
         rows.append({"block": name, "deletion AUC": own.deletion_auc, "by deletion": own.deletion_verdict,
                      "insertion AUC": own.insertion_auc, "by insertion": own.insertion_verdict,
-                     "Grad-CAM deletion": cam.deletion_auc, "Gaussian deletion": gaussian.deletion_auc,
-                     "random band (deletion)": f"{d[1]:.3f}-{d[2]:.3f}"})
+                     "Grad-CAM deletion": panel.grad_cam.deletion_auc,
+                     "Gaussian deletion": panel.gaussian.deletion_auc, "random band (deletion)": panel.band("deletion")})
     progress.empty()
     st.dataframe(arrow(rows), hide_index=True, width="stretch", column_config={
         **AUC_COLUMNS, **{c: st.column_config.NumberColumn(format="%.3f") for c in ("Grad-CAM deletion",
@@ -88,6 +76,6 @@ def overview_section(subject: Subject, top_k: int) -> None:
 def compare_cell(subject: Subject, block: str, fill: str, top_k: int) -> None:
     """One model's AUCs at its block, for Compare's columns."""
     panel = subject.faithfulness(block, subject.inspection.predictions(1)[0].index, fill, top_k)
-    own, d, i = panel.own, panel.random_deletion, panel.random_insertion
-    st.markdown(f"Deletion AUC **{own.deletion_auc:.3f}** ({own.deletion_verdict}; random {d[1]:.3f}-{d[2]:.3f})  \n"
-                f"Insertion AUC **{own.insertion_auc:.3f}** ({own.insertion_verdict}; random {i[1]:.3f}-{i[2]:.3f})")
+    own = panel.own
+    st.markdown(f"Deletion AUC **{own.deletion_auc:.3f}** ({own.deletion_verdict}; random {panel.band('deletion')})  \n"
+                f"Insertion AUC **{own.insertion_auc:.3f}** ({own.insertion_verdict}; random {panel.band('insertion')})")

@@ -132,7 +132,7 @@ class Subject:
     def faithfulness(self, block: str, target: int, fill: str, top_k: int) -> Panel:
         """Deletion and insertion for the block's map (a spatial gate, or where the top-k channels
         fire) beside its baselines and the random band."""
-        channels = None if self.inspection.view(block).attention.has_spatial_gate else top_k   # the gate ignores k
+        channels = None if self.inspection.capture.layer(block).attention.has_spatial_gate else top_k  # the gate ignores k
         return self._kept(_faithfulness, block, target, fill, channels,
                           compute=lambda: block_panel(self.inspection, block, target, fill, top_k=top_k))
 
