@@ -10,6 +10,11 @@ unnormalised Grad-CAM map need no common scale.
 """
 import numpy as np
 
+CAM_READING = ("High agreement says the block weights the places that the prediction uses; low agreement says its "
+               "attention is spent elsewhere. Neither map proves what the model knows: Grad-CAM is one explanation "
+               "method among several, sensitive to where it is taken.")
+SCALE_FREE = "It compares orders, so the gate's 0-1 scale and Grad-CAM's unnormalised one need no common scale."
+
 
 def channel_agreement(records_a, records_b, index: int = 0) -> list[float]:
     """Per block, the Pearson correlation between image `index`'s channel weights in two captures

@@ -20,8 +20,8 @@ from lens import TopChannels, inspect_image
 from lens.card_notes import block_note, model_note
 from lens.domain_note import photo_note as shapes_limit
 from pretrained.image import decode_image
-from views import compare
 from viz.markup import md
+from viz.spatial_view import MIXED_SCALES
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -911,6 +911,8 @@ def test_five_checkpoint_uploads_in_a_row_hold_one_model():
 def test_block_view_shows_grad_cam_beside_the_map_with_their_rank_agreement():
     from scipy.stats import spearmanr
     from blocks import grad_cam
+    from lens.agreement import CAM_READING, SCALE_FREE
+    from lens.glossary import GLOSSARY
     at = app()
     at.toggle(key="show_cam").set_value(True).run()
     assert_clean(at)
@@ -924,6 +926,7 @@ def test_block_view_shows_grad_cam_beside_the_map_with_their_rank_agreement():
     rho = spearmanr(gate.ravel(), cam.ravel()).statistic
     [metric] = [m for m in at.metric if m.label == "Rank agreement with the block's map"]
     assert metric.value == f"{rho:+.2f}"
+    assert metric.help == f"{GLOSSARY['rank agreement']} {SCALE_FREE}" and CAM_READING in values(at.caption)
     label = pretrained.load(pretrained.DEFAULT_MODEL).labels[classes[0]]
     assert f"**Grad-CAM of '{label}' (attribution, not attention)** at `layer4.1` (4\u00a0x\u00a04)" in values(at.markdown)
     at.selectbox(key="cam_class").set_value(2).run()                   # another class: its own map
@@ -954,7 +957,7 @@ def test_compare_says_when_maps_differ_in_kind_and_shows_charts_and_parameter_co
     assert_clean(at)
     chosen = labelled(at.multiselect, "Models to compare (2 or 3)").value
     assert chosen == ["se-resnet18-shapes", "eca-resnet18-shapes", "cbam-resnet18-shapes"]
-    assert values(at.info) == [compare.MIXED_KINDS]
+    assert values(at.info) == [MIXED_SCALES]
     counts = {}
     for name in chosen:
         model = pretrained.load(name).model

@@ -5,6 +5,7 @@ import math
 
 import streamlit as st
 
+from lens.agreement import CAM_READING, SCALE_FREE
 from lens.card_notes import block_note
 from lens.glossary import GLOSSARY
 from lens.localisation import EXPLAINED, MEASURES
@@ -65,11 +66,8 @@ def attribution(subject: Subject, view, display: Display) -> None:
         show_overlay(subject.inspection, cam, display)
     with right:
         st.metric("Rank agreement with the block's map", "undefined (a flat map)" if rho != rho else f"{rho:+.2f}",
-                  help=GLOSSARY["rank agreement"] + " It compares orders, so the gate's 0-1 scale and Grad-CAM's "
-                                                    "unnormalised one need no common scale.")
-        st.caption("High agreement says the block weights the places that the prediction uses; low agreement "
-                   "says its attention is spent elsewhere. Neither map proves what the model knows: Grad-CAM "
-                   "is one explanation method among several, sensitive to where it is taken.")
+                  help=f"{GLOSSARY['rank agreement']} {SCALE_FREE}")
+        st.caption(CAM_READING)
 
 
 def sanity(subject: Subject, block: str) -> None:

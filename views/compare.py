@@ -9,6 +9,7 @@ import streamlit as st
 import pretrained
 from blocks import attention_kind
 from viz.markup import md
+from viz.spatial_view import MIXED_SCALES
 
 from .faithfulness_panel import COST, choose_fill, compare_cell
 from .messages import shown
@@ -19,9 +20,6 @@ from .widgets import Display, choose_map, show_overlay, show_predictions
 
 TITLE = "Compare"
 NEEDS_ATTENTION = False
-MIXED_KINDS = ("These maps are not the same kind of quantity: a spatial gate is a weight between 0 and 1, drawn on "
-               "a fixed scale, while a block without one shows where its most-weighted channels fire, stretched to "
-               "its own range. Compare where each map is high, not its colours across models.")
 
 
 def render(subject: Subject, display: Display) -> None:
@@ -80,7 +78,7 @@ def render(subject: Subject, display: Display) -> None:
                 st.caption(f"{md(name)} · {view.attention.display} block `{view.name}`: "
                            f"{subjects[name].inspection.parameters(view.name):,} parameters, {view.channels} channel weights")
     if len({v.map.absolute for v in views.values()}) > 1:
-        kinds.info(MIXED_KINDS)
+        kinds.info(MIXED_SCALES)
     if views and st.toggle(f"Does each model use what its map marks? Deletion and insertion ({COST})",
                            key="compare_faithfulness"):
         fill = choose_fill("compare_fill")

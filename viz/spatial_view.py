@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIXED_SCALES = ("These maps are not the same kind of quantity: a spatial gate is a weight between 0 and 1, drawn on "
+                "a fixed scale, while a block without one shows where its most-weighted channels fire, stretched to "
+                "its own range. Compare where each map is high, not its colours across models.")
+
 
 def display_range(values, stretch: bool) -> tuple[float, float]:
     """0..1 (gates are absolute) or, with `stretch`, the min..max of the map's finite values (a
