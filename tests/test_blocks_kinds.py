@@ -83,6 +83,7 @@ def test_a_fourth_kind_is_inspected_and_explained(fake_kind):
     assert not any(name in line for line in text for name in ("CBAM", "SE (", "ECA ("))
 
 
+@pytest.mark.slow
 def test_a_fourth_kind_is_reported(fake_kind, tmp_path):
     target = tmp_path / "out"
     assert report.write_report(picture(tmp_path), fake_kind.loaded(), target, "jet", 3, 40) == []

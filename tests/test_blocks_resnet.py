@@ -32,6 +32,7 @@ def test_eca_kernel_formula(channels, k):
     assert eca_kernel_size(channels, gamma=2, b=1) == k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
 def test_plain_layout_equals_torchvision(depth):
     ours = attention_resnet(depth).state_dict()

@@ -211,6 +211,7 @@ def test_a_card_of_models_with_different_recipes_argues_each_models():
     assert "\nRecipe 4 of `training/train.py`" in render_card(card) and "`a`: Recipe" not in render_card(card)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["se", "eca", "cbam"])
 def test_the_cards_faithfulness_is_block_panel_averaged_over_its_first_images(kind, test_images):
     model, plan = tiny(kind), Faithfulness(3, steps=3)
@@ -245,6 +246,7 @@ def test_the_cards_faithfulness_is_block_panel_averaged_over_its_first_images(ki
     assert 0 < sum(shares) < len(shares)            # some images inside the band, some outside: a real check
 
 
+@pytest.mark.slow
 def test_adding_faithfulness_to_a_card_changes_nothing_else_and_the_command_renders_it(test_images, monkeypatch,
                                                                                        tmp_path):
     card = json.loads(CARD_JSON.read_text())

@@ -1,4 +1,5 @@
 """lens.cost: a forward's FLOPs counted on fake tensors equal those of a real forward."""
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -12,6 +13,7 @@ def real_flops(model, size: int) -> int:
     return counter.get_total_flops()
 
 
+@pytest.mark.slow
 def test_fake_count_equals_a_real_forwards_and_grows_with_the_stem_and_the_size(kind):
     pooled = attention_resnet(18, kind, num_classes=10, width=8, ratio=4).eval()
     stemless = attention_resnet(18, kind, num_classes=10, width=8, ratio=4, stem_pool=False).eval()

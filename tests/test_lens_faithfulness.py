@@ -190,6 +190,7 @@ class LeftHalf(nn.Module):
         return torch.stack([z, -z], 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fill", list(FILLS))
 def test_a_map_of_the_region_the_model_uses_is_far_outside_the_random_band(fill):
     y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
@@ -215,6 +216,7 @@ def star():
     return inspect_image(pretrained.load("cbam-resnet18-shapes"), "assets/shapes-star.png")
 
 
+@pytest.mark.slow
 def test_block_panel_scores_four_maps_beside_eight_random_ones(star):
     panel = block_panel(star, "layer3.1", steps=10)
     top = star.predictions(1)[0]

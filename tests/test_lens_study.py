@@ -74,6 +74,7 @@ def test_a_partial_survives_its_file_format_exactly():
         assert all(np.array_equal(mine[k], theirs[k]) for k in mine)
 
 
+@pytest.mark.slow
 def test_one_batch_matches_a_direct_capture(shapes_model):
     loaded = shapes_model.load()
     spec = parse_source("shapes:v2:3:12")
@@ -237,6 +238,7 @@ def image_folder(root, classes=("circle", "square"), per_class: int = 3):
     return root
 
 
+@pytest.mark.slow
 def test_an_image_folder_study_skips_unreadable_files_and_has_no_localisation(shapes_model, tmp_path):
     image_folder(tmp_path / "data")
     (tmp_path / "data" / "square" / "broken.png").write_bytes(b"not an image")
@@ -367,6 +369,7 @@ def test_the_class_dependence_caption_is_written_from_the_numbers():
         assert results.class_dependence("layer4.1").startswith(start), (eta, results.class_dependence("layer4.1"))
 
 
+@pytest.mark.slow
 def test_a_fourth_attention_kind_passes_through_a_study(fake_kind, tmp_path):
     """A kind registered in blocks.sites only: the study measures it, writes its figures and reads
     it back under its record's name, beside deletion and insertion."""

@@ -42,6 +42,7 @@ def test_bad_settings_say_what_is_wrong(arguments, message):
         Faithfulness(**arguments)
 
 
+@pytest.mark.slow
 def test_an_images_aucs_equal_the_block_panel_on_that_image(shapes_model, tmp_path):
     loaded = shapes_model.load()
     samples = [render(5, i, 128, 2) for i in (3, 4)]
@@ -109,6 +110,7 @@ def test_the_studys_summary_is_the_mean_of_its_per_image_table(shapes_model, tmp
         run_study("shapes:v2:1:24", shapes_model, tmp_path, batch_size=4, shard_size=8, workers=0, progress=False)
 
 
+@pytest.mark.slow
 def test_an_image_folder_without_masks_is_scored_in_every_class(shapes_model, tmp_path):
     summary = run_study(str(image_folder(tmp_path / "data")), shapes_model, tmp_path / "out", batch_size=2, shard_size=2, workers=0,
                         progress=False, faithfulness=Faithfulness(2, steps=2, fill="mean"))

@@ -132,6 +132,7 @@ def one_bit_png(side: int) -> bytes:
     return encode(image, "PNG")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_a_large_image_is_decoded_reduced_with_its_content(fmt):
     image = Image.new("RGB", (6000, 4000), (250, 20, 20))
@@ -247,6 +248,7 @@ def test_a_200_mp_baseline_jpeg_is_decoded_at_a_quarter():
     assert out.size == (4080, 3060)
 
 
+@pytest.mark.slow
 def test_a_50_mp_phone_jpeg_is_decoded_reduced():
     image = Image.new("RGB", (8160, 6144), (250, 20, 20))
     image.paste((20, 20, 250), (4080, 0, 8160, 6144))          # right half blue

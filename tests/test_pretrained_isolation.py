@@ -30,6 +30,7 @@ def refusal(data: bytes, limits: Limits = LIMITS) -> str:
 
 # --- good files come back as they were ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_good_file_comes_back_equal_in_order_and_dtype(tmp_path):
     g = torch.Generator().manual_seed(0)
     state = {"z.weight": torch.randn(4, 3, generator=g), "a.bias": torch.randn(4, generator=g).half(),
@@ -53,6 +54,7 @@ def test_safetensors_metadata_comes_back_checked_and_canonical():
          "std": [0.229, 0.224, 0.225]})}
 
 
+@pytest.mark.slow
 def test_a_dead_fork_server_is_replaced(monkeypatch):
     from pretrained import isolation
     server = isolation.warm()
@@ -62,6 +64,7 @@ def test_a_dead_fork_server_is_replaced(monkeypatch):
     assert isolation.warm() is not server and isolation.warm().alive()
 
 
+@pytest.mark.slow
 def test_the_child_does_not_run_the_callers_main_script(tmp_path, monkeypatch):
     """multiprocessing's children re-run `__main__`: in a Streamlit server, the page script."""
     import sys
@@ -79,6 +82,7 @@ def test_the_child_does_not_run_the_callers_main_script(tmp_path, monkeypatch):
 
 # --- crafted files: each would crash, freeze or flood the server if read in it ------------------
 
+@pytest.mark.slow
 def test_a_tuple_nested_a_million_deep_crashes_only_the_child():
     data = deep_tuple_key(1_000_000)
     assert len(data) < 1_100_000
@@ -86,6 +90,7 @@ def test_a_tuple_nested_a_million_deep_crashes_only_the_child():
                              "nothing of it was used")
 
 
+@pytest.mark.slow
 def test_a_key_whose_hash_never_ends_is_killed_on_time_and_the_caller_keeps_running():
     data = tuple_dag_key(60)
     assert len(data) < 1000
@@ -109,6 +114,7 @@ def test_a_few_bytes_asking_for_gigabytes_hit_the_memory_limit():
                              "MB of memory (a file crafted to inflate)")
 
 
+@pytest.mark.slow
 def test_opcodes_that_inflate_216_times_hit_the_memory_limit():
     data = empty_sets(2_000_000)
     limits = Limits(base_bytes=64 << 20)
@@ -116,11 +122,13 @@ def test_opcodes_that_inflate_216_times_hit_the_memory_limit():
                                      f"{limits.memory(len(data)) / 1e6:,.0f} MB of memory (a file crafted to inflate)")
 
 
+@pytest.mark.slow
 def test_the_cpu_limit_stops_a_busy_child():
     assert refusal(tuple_dag_key(60), Limits(seconds=30, cpu_seconds=1)) == (
         "refused: reading it used more than 1 s of processor time; nothing of it was used")
 
 
+@pytest.mark.slow
 def test_a_reply_for_a_caller_that_stopped_waiting_is_ignored(monkeypatch):
     """A job given up on (here: no time at all to start) still ends in the fork server; its late
     replies must not stop the thread that hands out everyone else's."""
@@ -272,6 +280,7 @@ def test_any_tensor_name_comes_back_even_safetensors_own_header_key():
     assert list(back) == list(state) and all(torch.equal(back[k], v) for k, v in state.items())
 
 
+@pytest.mark.slow
 def test_a_state_dict_of_too_many_entries_is_refused():
     assert refusal(saved({f"w{i}": torch.zeros(1) for i in range(20_001)})) == (
         "the state dict holds 20,001 entries; at most 20,000 are read (a ResNet-152 has about 1,000)")

@@ -96,6 +96,7 @@ def test_official_entry_without_its_file(home):
         pretrained.load("ecanet50-official")
 
 
+@pytest.mark.slow
 def test_official_entry_with_its_file(home):
     torch.manual_seed(0)
     ours = attention_resnet(50, "eca", k_size=(3, 5, 5, 7)).eval()

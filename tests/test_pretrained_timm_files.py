@@ -51,6 +51,7 @@ def test_timm_file_loads_and_matches_timm(name, tmp_path):
     assert loaded.description == f"{architecture} from {name}.pth ({layout} layout, 1000 classes)"
 
 
+@pytest.mark.slow
 def test_fine_tuned_timm_head(tmp_path):
     theirs, path = saved_timm_model("legacy_seresnet18", tmp_path, num_classes=5)
     loaded = pretrained.load(path.read_bytes())
@@ -71,6 +72,7 @@ def test_every_candidate_is_recognised_from_its_names_and_shapes():
         assert identify(state_dict) == (name, 7)       # the first exact match is the model itself
 
 
+@pytest.mark.slow
 def test_near_miss_names_the_closest_model(tmp_path):
     _, path = saved_timm_model("seresnet18", tmp_path)
     state_dict = torch.load(path, weights_only=True)
@@ -85,6 +87,7 @@ def test_near_miss_names_the_closest_model(tmp_path):
         "1 shape mismatch (layer3.1.se.fc2.bias: file [3] vs model [256])")
 
 
+@pytest.mark.slow
 def test_resnet_without_attention_is_told_what_is_missing(tmp_path):
     _, path = saved_timm_model("resnet50d", tmp_path)          # ecaresnet50d without its ECA
     with pytest.raises(CheckpointError) as err:
@@ -96,6 +99,7 @@ def test_resnet_without_attention_is_told_what_is_missing(tmp_path):
         "layer2.1.se.conv.weight, ... 11 more)")
 
 
+@pytest.mark.slow
 def test_fifty_class_counts_are_cheap_and_grow_no_cache():
     """A file's class count is the user's: each new one must cost arithmetic, not a model build."""
     import time

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_library_snippet_runs(monkeypatch, capsys):
     section = README[README.index("## Library"):]
     code = re.search(r"```python\n(.*?)```", section, re.S)[1]

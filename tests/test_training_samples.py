@@ -2,12 +2,14 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from training.samples import PICKS, SEED, SIZE, VERSION, find, write
 from training.shapes import ASSETS, CLASSES, render
 
 
+@pytest.mark.slow
 def test_each_pick_is_the_first_scene_of_its_class_that_fits():
     for pick in PICKS:
         index, sample = find(pick)
@@ -18,6 +20,7 @@ def test_each_pick_is_the_first_scene_of_its_class_that_fits():
     assert len({p.label for p in PICKS}) == len(PICKS)
 
 
+@pytest.mark.slow
 def test_write_saves_images_and_masks_and_keeps_the_photographs(tmp_path):
     photo = {"title": "Photo: a cat", "file": "cat.jpg", "mask": None, "label": None}
     old_shape = {"title": "Shape: old", "file": "shapes-old.png", "mask": "shapes-old-mask.png", "label": "circle"}
@@ -34,6 +37,7 @@ def test_write_saves_images_and_masks_and_keeps_the_photographs(tmp_path):
     assert entries[1]["title"] == "Shape: small star on a texture"
 
 
+@pytest.mark.slow
 def test_the_bundled_samples_are_the_picks_and_their_licence_row_names_them():
     listing = json.loads((ASSETS / "samples.json").read_text())
     shapes = [e for e in listing if e["label"]]

@@ -82,11 +82,13 @@ def test_render_batch_equals_stacked_render():
     np.testing.assert_array_equal(labels, [s.label for s in samples])
 
 
+@pytest.mark.slow
 def test_labels_balanced(batch):
     _, _, labels = batch
     np.testing.assert_array_equal(np.bincount(labels[:1000], minlength=10), [100] * 10)
 
 
+@pytest.mark.slow
 def test_masks_inside_image_with_sane_area(batch):
     _, masks, labels = batch
     assert not masks[:, [0, -1], :].any() and not masks[:, :, [0, -1]].any()
@@ -98,6 +100,7 @@ def test_masks_inside_image_with_sane_area(batch):
         assert a.max() > 1.5 * a.min(), name                    # object size really varies
 
 
+@pytest.mark.slow
 def test_mask_is_the_drawn_object(batch):
     """Pixels under the mask are one colour up to mild shading and noise; the object is visibly
     different from the ring of background just outside it."""
@@ -110,6 +113,7 @@ def test_mask_is_the_drawn_object(batch):
         assert np.linalg.norm(inside.mean(0) - img[r].mean(0)) > 40
 
 
+@pytest.mark.slow
 def test_object_colour_says_nothing_about_class(batch):
     """A nearest-class-mean classifier on the object's mean RGB stays near chance (10%)."""
     images, masks, labels = batch
@@ -175,6 +179,7 @@ def test_unknown_version_or_shift_raises(version, shift):
             make()
 
 
+@pytest.mark.slow
 def test_v2_sizes_span_8_to_90_percent_uniformly(v2):
     _, _, masks, _, attrs = v2
     extent = np.array([a.extent for a in attrs])
@@ -188,6 +193,7 @@ def test_v2_sizes_span_8_to_90_percent_uniformly(v2):
     assert (side >= 0.7 * extent * 128).all()                   # ... and spans most of it
 
 
+@pytest.mark.slow
 def test_v2_labels_balanced_and_colour_says_nothing(v2):
     _, images, masks, labels, attrs = v2
     np.testing.assert_array_equal(np.bincount(labels, minlength=10), [N2 // 10] * 10)
@@ -200,6 +206,7 @@ def test_v2_labels_balanced_and_colour_says_nothing(v2):
     assert colours.std(0).min() > 40
 
 
+@pytest.mark.slow
 def test_v2_factor_frequencies(v2):
     _, _, _, _, attrs = v2
     share = lambda f: np.mean([f(a) for a in attrs])            # noqa: E731
@@ -210,6 +217,7 @@ def test_v2_factor_frequencies(v2):
         assert abs(share(lambda a: a.background == background) - 1 / 3) < 0.05
 
 
+@pytest.mark.slow
 def test_v2_distractor_shapes_are_other_classes_and_smaller(v2):
     _, _, _, labels, attrs = v2
     for label, a in zip(labels, attrs):
@@ -220,6 +228,7 @@ def test_v2_distractor_shapes_are_other_classes_and_smaller(v2):
     assert len({tuple(p) for p in pairs}) == 90                 # every other class appears with every label
 
 
+@pytest.mark.slow
 def test_v2_mask_is_the_visible_object(v2):
     """One colour under the mask (clutter strokes, which are coloured far from the object, are
     not in it); clearly different from its surroundings unless low-contrast; occluded only by
@@ -236,6 +245,7 @@ def test_v2_mask_is_the_visible_object(v2):
     assert (occluded[over] > 0).all() and 0.05 < np.median(occluded[over]) < 0.15 and occluded.max() < 0.5
 
 
+@pytest.mark.slow
 def test_v2_grayscale_images_are_gray(v2):
     _, images, _, _, attrs = v2
     gray = np.array([a.grayscale for a in attrs])
@@ -243,6 +253,7 @@ def test_v2_grayscale_images_are_gray(v2):
     assert (spread[gray] == 0).all() and (spread[~gray] > 5).all()
 
 
+@pytest.mark.slow
 def test_shifts_change_only_their_factor(shifted):
     base = shifted[None]
     for shift in SHIFTS:
@@ -256,6 +267,7 @@ def test_shifts_change_only_their_factor(shifted):
             assert all(getattr(s.attributes, f) == getattr(b.attributes, f) for f in same), shift
 
 
+@pytest.mark.slow
 def test_shift_small_takes_the_lower_half_of_sizes(shifted):
     base, small = shifted[None], shifted["small"]
     extent, small_extent = (np.array([s.attributes.extent for s in ss]) for ss in (base, small))
@@ -264,6 +276,7 @@ def test_shift_small_takes_the_lower_half_of_sizes(shifted):
     assert np.mean([s.mask.sum() for s in small]) < 0.4 * np.mean([s.mask.sum() for s in base])
 
 
+@pytest.mark.slow
 def test_shift_grayscale_low_contrast_and_clutter(shifted):
     base = shifted[None]
     assert all(s.attributes.grayscale and np.ptp(s.image.astype(int), axis=2).max() == 0

@@ -50,6 +50,7 @@ def uninterrupted(tmp_path_factory):
     return train("cbam", TINY, tmp_path_factory.mktemp("straight"), log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted(uninterrupted, tmp_path):
     model, info = uninterrupted
     with pytest.raises(Interrupt):
@@ -72,6 +73,7 @@ def test_resumed_training_equals_uninterrupted(uninterrupted, tmp_path):
     assert torch.equal(again.fc.weight, model.fc.weight)
 
 
+@pytest.mark.slow
 def test_other_recipe_is_refused(uninterrupted, tmp_path):
     with pytest.raises(Interrupt):
         train("se", TINY, tmp_path, log=interrupt_in_epoch(2))
@@ -96,6 +98,7 @@ def test_save_writes_fp16_weights_and_training_log(uninterrupted, tmp_path):
     assert log["threads"] == [1] and log["wall_seconds"] >= 0
 
 
+@pytest.mark.slow
 def test_trained_candidates_get_a_card_beside_them(uninterrupted, tmp_path):
     model, info = uninterrupted
     save(model, "cbam", TINY, info, tmp_path)
@@ -167,6 +170,7 @@ def test_an_override_makes_a_pilot_that_never_writes_over_the_bundled_weights(ca
 STEMLESS = replace(RECIPES[5], width=4, size=96, train_images=32, validation_images=16, epochs=1, batch=8)
 
 
+@pytest.mark.slow
 def test_a_file_without_the_stem_pool_loads_back_as_that_model(tmp_path, monkeypatch):
     """The stem's max-pool leaves no trace in the weights: the bundled loader and a user's upload of
     the same file build what the metadata says (the trained model's logits), where inference from

@@ -191,6 +191,7 @@ def test_browser_chart_highlights_every_top_channel_and_labels_those_that_fit():
     assert min(r["rank"] for r in sorted_rows) == 1                    # rank 1 is the strongest channel
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sort", [False, True])
 def test_browser_chart_is_valid_vega_lite(sort):
     import altair as alt
@@ -263,6 +264,7 @@ def test_heatmap_figure_has_colorbar_in_gate_units(capture_and_image, kind):
     assert fig.axes[1].get_ylabel() == "gate value (fixed 0-1 scale)"
 
 
+@pytest.mark.slow
 def test_viz_never_touches_pyplot():
     """pyplot's global figure manager is not thread-safe; a server must never load it."""
     code = ("import sys, numpy as np, viz; from PIL import Image; "
