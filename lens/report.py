@@ -31,9 +31,10 @@ from viz.markup import literal
 
 from .card_notes import model_note
 from .domain_note import domain_note
-from .faithfulness import FILLS, Panel, block_panel
+from .faithfulness import Panel, block_panel
 from .faithfulness_export import panel_json, panels_figure
 from .inspection import MAX_TOP_K, Inspection, inspect_image
+from .faithfulness_options import add_curve_options
 from .model_options import add_model_options, load_model
 
 
@@ -145,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                              "its reversal, Grad-CAM, a centred Gaussian and 8 random maps' 5-95%% band (curves, "
                              "AUCs and verdicts per block in attention.json, the curves in faithfulness.png); "
                              "hundreds of forward passes per block")
-    parser.add_argument("--faithfulness-fill", choices=list(FILLS), default="blur",
-                        help="with --faithfulness: what a removed pixel becomes: blur (RISE), mean (the dataset's "
-                             "mean colour) or road (ROAD's imputation, about 10x slower) (default: %(default)s)")
-    parser.add_argument("--faithfulness-steps", type=int, default=20, metavar="S",
-                        help="with --faithfulness: steps of each curve (default: %(default)s)")
+    add_curve_options(parser)
     parser.add_argument("--dpi", type=int, default=110,
                         help="resolution of the figure PNGs, e.g. 300 for slides (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -36,7 +36,7 @@ from blocks import attention_kind, attention_sites
 from viz import figure_png
 from viz.study import channel_health_figure, class_maps_figure, excitation_figure, specificity_figure
 
-from .faithfulness import FILLS
+from .faithfulness_options import add_curve_options
 from .model_options import add_model_options, load_model
 from .study_batch import compute_batch
 from .study_faithfulness import Faithfulness, faithfulness_figure, faithfulness_line
@@ -297,11 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score deletion and insertion of every block's map beside Grad-CAM, a centred "
                              "Gaussian and random maps on N images spread over the source (N default 200 when the "
                              "flag is given; about 2,000 forward passes per image on a ResNet-18)")
-    parser.add_argument("--faithfulness-steps", type=int, default=20, metavar="S",
-                        help="with --faithfulness: steps of each curve (default: %(default)s)")
-    parser.add_argument("--faithfulness-fill", choices=list(FILLS), default="blur",
-                        help="with --faithfulness: what a removed pixel becomes: blur (RISE), mean (the dataset's "
-                             "mean colour) or road (ROAD's imputation, about 10x slower) (default: %(default)s)")
+    add_curve_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for option, value in (("--faithfulness", args.faithfulness), ("--faithfulness-steps", args.faithfulness_steps)):
