@@ -136,6 +136,19 @@ def test_road_equals_grad_cams_imputer_without_noise():
         assert torch.equal(filled[:, mask], image[:, mask])          # known pixels untouched
 
 
+@pytest.mark.parametrize("size", [(1, 7), (7, 1), (2, 2), (3, 50), (64, 3)])
+def test_road_equals_grad_cams_imputer_on_thin_images(size):
+    """Rows and columns of one to three pixels: the dissection's lines and leaves at their edges."""
+    generator = torch.Generator().manual_seed(sum(size))
+    image = torch.randn(3, *size, generator=generator)
+    known = torch.rand(5, *size, generator=generator) > torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9])[:, None, None]
+    known[:, 0, 0] = True                                            # something to impute from
+    ours = impute(image.expand(len(known), -1, -1, -1), known)
+    reference = NoisyLinearImputer(noise=0)
+    for filled, mask in zip(ours, known):
+        assert torch.allclose(filled, reference(image, mask.float()), atol=1e-4)
+
+
 def test_road_with_nothing_known_is_zero_and_with_nothing_missing_is_the_image():
     image = torch.randn(2, 3, 8, 8)
     known = torch.stack([torch.zeros(8, 8, dtype=torch.bool), torch.ones(8, 8, dtype=torch.bool)])
