@@ -11,9 +11,9 @@ known ones as boundary values. With `noise=0` the result equals grad-cam's
 
 How it is solved: one sparse Cholesky factorisation per mask (CHOLMOD's supernodal one, Chen et al.,
 ACM TOMS 2008, through cvxopt's wheel: torch has no sparse direct solver on the CPU), the three
-channels as three right-hand sides. The known neighbours' pull on every pixel is one weighted sum of
-eight shifted copies of all the images at once; each mask's matrix is its lower triangle gathered
-from a neighbour table, its unknowns in a nested-dissection order of the grid (George, "Nested
+channels as three right-hand sides. The known neighbours' pull on every pixel is one 3 x 3
+correlation of all the images at once; each mask's matrix is its lower triangle gathered from a
+neighbour table, its unknowns in a nested-dissection order of the grid (George, "Nested
 Dissection of a Regular Finite Element Mesh", SIAM J. Numer. Anal. 1973: split the image by a
 one-pixel line, number both halves first, recursively, then the line) computed once per image
 size: on a 2-D grid, the order whose factors fill in least, to within a constant factor. Exact up
