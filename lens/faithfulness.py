@@ -28,8 +28,8 @@ Every perturbed input goes through the model in batches of `BATCH`, under `torch
 no hooks, no gradients. A model in training mode is put in eval mode for the call and its flags are
 restored after (as torch-cam does; other threads see that change, so share eval-mode models only).
 Cost (bench/faithfulness_cost.py, bundled CBAM model, 128 px, one thread): one block's panel (12 maps,
-20 steps: 480 perturbed inputs) took 125-180 plain forward passes of the image with the blur fill
-(1.1-1.3 s) and 1,700-1,900 with ROAD (13 s, nearly all of it the imputation), over two runs.
+20 steps: 480 perturbed inputs) took 125-200 plain forward passes of the image with the blur fill
+(1.1-1.4 s) and 800-1,000 with ROAD (9-10 s, most of it the imputation), over two runs.
 """
 from collections.abc import Callable
 from contextlib import contextmanager

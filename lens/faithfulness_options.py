@@ -11,4 +11,4 @@ def add_curve_options(parser: argparse.ArgumentParser) -> None:
                         help="with --faithfulness: steps of each curve (default: %(default)s)")
     parser.add_argument("--faithfulness-fill", choices=list(FILLS), default="blur",
                         help="with --faithfulness: what a removed pixel becomes: blur (RISE), mean (the dataset's "
-                             "mean colour) or road (ROAD's imputation, about 10x slower) (default: %(default)s)")
+                             "mean colour) or road (ROAD's imputation, about 5x slower) (default: %(default)s)")

@@ -12,7 +12,7 @@ from .session import KEPT_DIGESTS, trim
 from .subject import Subject
 from .widgets import arrow
 
-COST = "about 150 forward passes per block with the blur or mean fill, about 1,800 with ROAD"
+COST = "about 150 forward passes per block with the blur or mean fill, about 900 with ROAD"
 AUC_COLUMNS = {"deletion AUC": st.column_config.NumberColumn(format="%.3f", help=GLOSSARY["deletion AUC"]),
                "insertion AUC": st.column_config.NumberColumn(format="%.3f", help=GLOSSARY["insertion AUC"])}
 

@@ -61,7 +61,7 @@ def _localisation(digest: str, model_key: str, block: str, top_k: int, _compute:
 @st.cache_resource(show_spinner=False, max_entries=128)
 def _faithfulness(digest: str, model_key: str, block: str, target: int, fill: str, channels: int | None,
                   _compute: Callable) -> Panel:
-    """~150 forward passes per (image, model, block, class, fill) with the blur fill, ~1,800 with ROAD."""
+    """~150 forward passes per (image, model, block, class, fill) with the blur fill, ~900 with ROAD."""
     return _compute()
 
 
