@@ -22,11 +22,12 @@ to float64 rounding.
 Cost (bench/faithfulness_cost.py, one thread, calls interleaved, ratios of medians, two runs): over
 the 38 masks of a 20-step deletion and insertion, 5.6x-6.0x faster than grad-cam's imputer on a
 128 x 128 image (18-19 against 102-107 ms a mask) and 6.2x on a 224 x 224 one; on one mask with half
-the pixels missing, 4.4x-4.8x (16-20 against 74-83 ms) and 5.1x. Measured and slower: SuperLU with this order (what this used
-before: 3.5x-3.9x grad-cam), SuperLU's MMD and COLAMD orders, SuperLU in float32 with a refinement
-step, one block-diagonal solve of all masks, one factorisation of the largest mask with the nested
-masks as its leading blocks (the order this forces fills in 5x more), QDLDL, cholespy's Cholesky,
-PARDISO, pyamg's multigrid to 1e-8, and a batched multifrontal Cholesky in torch.
+the pixels missing, 4.4x-4.8x (16-20 against 74-83 ms) and 5.1x. Measured and slower: SuperLU
+with this order (what this used before: 3.5x-3.9x grad-cam), SuperLU's MMD and COLAMD orders,
+SuperLU in float32 with a refinement step, one block-diagonal solve of all masks, one factorisation
+of the largest mask with the nested masks as its leading blocks (the order this forces fills in 5x
+more), QDLDL, cholespy's Cholesky, PARDISO, pyamg's multigrid to 1e-8, and a batched multifrontal
+Cholesky in torch.
 """
 from functools import lru_cache
 
