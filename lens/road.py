@@ -40,6 +40,9 @@ from scipy.ndimage import correlate
 NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
               (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
 LEAF = 8                      # a box of at most this many pixels is numbered whole in the dissection
+KERNEL = np.zeros((3, 3))     # the neighbours' weights around a zero centre
+for (_dy, _dx), _weight in NEIGHBOURS.items():
+    KERNEL[1 + _dy, 1 + _dx] = _weight
 
 
 def impute(images: torch.Tensor, known: torch.Tensor, noise: float = 0.0,
@@ -56,7 +59,7 @@ def impute(images: torch.Tensor, known: torch.Tensor, noise: float = 0.0,
     order, neighbours, entries, lower = _grid(h, w)
     kept = known.to("cpu").numpy()
     out = np.where(kept[:, None], images.detach().to("cpu", torch.float64).numpy(), 0.0)    # [K, C, H, W]
-    pull = correlate(out, _kernel()[None, None], mode="constant").reshape(k, c, h * w)   # known neighbours' share
+    pull = correlate(out, KERNEL[None, None], mode="constant").reshape(k, c, h * w)   # known neighbours' share
     out, kept = out.reshape(k, c, h * w), kept.reshape(k, h * w)
     number = np.empty(h * w + 1, np.int64)                                                  # pixel -> its unknown
     for i in np.flatnonzero(kept.any(1) & ~kept.all(1)):
@@ -85,15 +88,6 @@ def _solve(values: np.ndarray, rows: np.ndarray, per_column: np.ndarray, rhs: np
     x = cvxopt.matrix(rhs)
     cholmod.solve(factor, x)
     return np.asarray(x)
-
-
-@lru_cache(maxsize=1)
-def _kernel() -> np.ndarray:
-    """[3, 3] the neighbours' weights around a zero centre."""
-    kernel = np.zeros((3, 3))
-    for (dy, dx), weight in NEIGHBOURS.items():
-        kernel[1 + dy, 1 + dx] = weight
-    return kernel
 
 
 @lru_cache(maxsize=8)

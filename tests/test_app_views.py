@@ -51,7 +51,7 @@ def test_the_block_view_measures_deletion_and_insertion_once(monkeypatch):
     assert_clean(at)
     expected = block_panel(default_inspection(), "layer4.1")
     assert len(calls) == 2                              # the page's panel, then ours
-    [table] = [t.value for t in at.dataframe if "by deletion" in t.value.columns]
+    [table] = tables_with(at, "by deletion")
     assert list(table["map"][:4]) == [s.label for s in expected.scores]
     np.testing.assert_allclose(table["deletion AUC"][:4], [s.deletion_auc for s in expected.scores], atol=1e-6)
     np.testing.assert_allclose(table["insertion AUC"][:4], [s.insertion_auc for s in expected.scores], atol=1e-6)
@@ -141,6 +141,6 @@ def test_an_se_blocks_panel_scores_the_map_shown_for_the_chosen_top_k():
                                FIRST["file"])
     expected = block_panel(inspection, "layer4.1", top_k=3)
     assert block_panel(inspection, "layer4.1").own.deletion_auc != expected.own.deletion_auc
-    [table] = [t.value for t in at.dataframe if "by deletion" in t.value.columns]
+    [table] = tables_with(at, "by deletion")
     assert table["map"][0] == expected.own.label
     assert table["deletion AUC"][0] == pytest.approx(expected.own.deletion_auc, abs=1e-6)

@@ -229,9 +229,14 @@ def star():
     return inspect_image(pretrained.load("cbam-resnet18-shapes"), "assets/shapes-star.png")
 
 
+@pytest.fixture(scope="module")
+def star_panel(star):
+    return block_panel(star, "layer3.1", steps=10)
+
+
 @pytest.mark.slow
-def test_block_panel_scores_four_maps_beside_eight_random_ones(star):
-    panel = block_panel(star, "layer3.1", steps=10)
+def test_block_panel_scores_four_maps_beside_eight_random_ones(star, star_panel):
+    panel = star_panel
     top = star.predictions(1)[0]
     assert (panel.target, panel.target_label, panel.fill) == (top.index, top.label, "blur")
     assert [s.label for s in panel.scores] == [
@@ -254,8 +259,8 @@ def test_block_panel_scores_four_maps_beside_eight_random_ones(star):
     assert again.random_deletion == panel.random_deletion               # the random maps are seeded
 
 
-def test_a_panels_table_has_a_row_per_map_and_the_random_maps_last(star):
-    panel = block_panel(star, "layer3.1", steps=10)
+def test_a_panels_table_has_a_row_per_map_and_the_random_maps_last(star_panel):
+    panel = star_panel
     rows = panel.rows()
     assert [r["map"] for r in rows[:4]] == [s.label for s in panel.scores]
     assert rows[0] == {"map": panel.own.label, "deletion AUC": panel.own.deletion_auc,
